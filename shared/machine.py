@@ -1,0 +1,83 @@
+"""Who measured: the machine, the library versions and the code version, for every result row.
+
+llama-bench and optimum-benchmark put this on each row so that rows from different boxes can be
+merged into one table (a GPU user's rows add columns to the speed table, they do not overwrite).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LIBRARIES = ("torch", "transformers", "accelerate", "bitsandbytes", "llama_cpp_python", "gguf",
+             "sentence-transformers")
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_names() -> list[str]:
+    """Names of the visible CUDA devices; empty without torch or CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def git_commit() -> str:
+    """Short commit of the repository, with '+dirty' when the tree has uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
+                             capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               text=True, capture_output=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+@functools.cache
+def _static_info() -> dict:
+    gpus = gpu_names()
+    cpu = cpu_model()
+    info = {
+        "machine": (f"{len(gpus)}x{gpus[0]}" if len(gpus) > 1 else gpus[0]) if gpus
+                   else f"CPU {cpu} ({os.cpu_count()} cores)",
+        "hostname": platform.node(),
+        "os": f"{platform.system()} {platform.release()}",
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "gpus": ", ".join(gpus),
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+    }
+    info.update({f"{name.replace('-', '_')}_version": version(name) for name in LIBRARIES})
+    return info
+
+
+def info() -> dict:
+    """Machine, versions and commit (computed once per process) plus the current UTC time."""
+    return {**_static_info(), "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -1,0 +1,97 @@
+"""The results store: one tidy JSON-lines table per experiment, appended row by row.
+
+Each row is one measured instance (every parameter, the machine, the measurements). A row is
+written with a single O_APPEND write and fsync, so a run that is interrupted keeps every row it
+already wrote, and a torn last line (power cut mid-write) is skipped on reading, never fatal.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+import warnings
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from . import machine
+
+
+def new_run_id() -> str:
+    """A short id that groups the rows of one notebook run."""
+    return uuid.uuid4().hex[:8]
+
+
+def _clean(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | None = None) -> None:
+    """Append rows to the table at `path` (created with its folder if needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(rows, Mapping):
+        rows = [rows]
+    for row in rows:
+        row = {k: _clean(v) for k, v in dict(row).items()}
+        if run_id is not None:
+            row.setdefault("run_id", run_id)
+        line = (json.dumps(row, default=str) + "\n").encode()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    """The table at `path` as a DataFrame (empty when the file does not exist yet)."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame()
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path}:{number}: skipped a torn line (interrupted write)")
+    return pd.DataFrame(rows)
+
+
+def done_configs(path: str | Path, keys: list[str], machine_name: str | None = None) -> set[tuple]:
+    """Configurations (tuples of `keys`) already measured successfully on this machine.
+
+    A rerun skips these unless asked to redo them; failed rows do not count as done.
+    """
+    df = read(path)
+    if df.empty:
+        return set()
+    machine_name = machine_name or machine.info()["machine"]
+    df = df[df["machine"] == machine_name]
+    if "status" in df:
+        df = df[df["status"] == "ok"]
+    missing = [k for k in keys if k not in df]
+    if missing or df.empty:
+        return set()
+    return {tuple(_clean(v) for v in row) for row in df[keys].itertuples(index=False)}
+
+
+def summarize(df: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Median, standard deviation and count of each metric over the timed repetitions."""
+    if "phase" in df:
+        df = df[df["phase"] == "timed"]
+    if "status" in df:
+        df = df[df["status"] == "ok"]
+    grouped = df.groupby(by, dropna=False)[metrics]
+    out = grouped.median().add_suffix("_median").join(grouped.std().add_suffix("_std"))
+    out["n"] = grouped.size()
+    return out.reset_index()

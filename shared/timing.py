@@ -1,0 +1,163 @@
+"""Timed generation: one call, one GenerationRecord, the same fields for every backend.
+
+Rules (llama-bench, optimum-benchmark): tokenization stays outside the timed region; prefill
+(time to first token) and decode are reported apart; CUDA is synchronized before a clock is
+read; warm-up calls are recorded but marked (phase="warmup") and left out of summaries; peak
+memory is tracked per call (process RSS, CUDA allocated and reserved).
+"""
+from __future__ import annotations
+
+import dataclasses
+import resource
+import time
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from . import machine
+from .catalog import LabError
+
+
+class ContextTooLongError(LabError):
+    pass
+
+
+@dataclasses.dataclass
+class GenerationRecord:
+    model: str
+    backend: str                 # transformers | llama_cpp
+    runtime: str                 # what the seed's table calls the column: "llama.cpp Q4_1", "transformers 4bit"
+    quantization: str            # none | 8bit | 4bit | the GGUF type for llama.cpp
+    dtype: str
+    device: str
+    n_threads: int | None
+    n_gpu_layers: int | None
+    batch_size: int
+    input_tokens: int            # per sequence, counted by the model's tokenizer
+    output_tokens: int           # new tokens per sequence, EOS included when it stopped there
+    max_new_tokens: int
+    force_length: bool           # True: EOS ignored, exactly max_new_tokens generated
+    prefill_s: float             # call start to first new token (prompt processing + 1 step)
+    decode_s: float              # first new token to last
+    decode_tok_s: float          # (output_tokens - 1) / decode_s, per sequence
+    total_s: float
+    throughput_tok_s: float      # batch_size * output_tokens / total_s
+    stop_reason: str             # eos | length
+    peak_rss_mb: float
+    cuda_max_allocated_mb: float | None
+    cuda_max_reserved_mb: float | None
+    text: str
+    phase: str = "timed"         # warmup | timed
+    rep: int = 0
+
+    def row(self, **extra) -> dict:
+        """A flat result row: the record, the machine and versions, and any extra parameters."""
+        return {**dataclasses.asdict(self), **machine.info(), **extra}
+
+
+FIELDS = [f.name for f in dataclasses.fields(GenerationRecord)]
+
+
+class PeakMemory:
+    """Peak memory of the enclosed block: RSS high-water mark, and CUDA stats when on a GPU.
+
+    On Linux the RSS high-water mark is reset through /proc/self/clear_refs, so each call gets
+    its own peak; elsewhere it falls back to the process-lifetime peak (ru_maxrss).
+    """
+
+    def __init__(self, cuda: bool = False):
+        self.cuda = cuda
+        self.rss_mb = 0.0
+        self.cuda_allocated_mb = self.cuda_reserved_mb = None
+
+    @staticmethod
+    def _hwm_mb() -> float:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def __enter__(self):
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+        if self.cuda:
+            import torch
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        return self
+
+    def __exit__(self, *exc):
+        self.rss_mb = self._hwm_mb()
+        if self.cuda:
+            import torch
+            torch.cuda.synchronize()
+            self.cuda_allocated_mb = torch.cuda.max_memory_allocated() / 2**20
+            self.cuda_reserved_mb = torch.cuda.max_memory_reserved() / 2**20
+        return False
+
+
+def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
+             max_new_tokens: int = 64, force_length: bool = False, batch_size: int = 1,
+             phase: str = "timed", rep: int = 0) -> GenerationRecord:
+    """Generate greedily from a prompt (raw text) or chat messages and time it.
+
+    Stops at EOS unless `force_length`, which generates exactly `max_new_tokens` (speed runs).
+    `lm` is what shared.loading.load returns.
+    """
+    if (prompt is None) == (messages is None):
+        raise LabError("give exactly one of prompt= (raw text) or messages= (chat)")
+    if max_new_tokens < 1:
+        raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    input_ids = lm.encode(prompt=prompt, messages=messages)  # outside the timed region
+    if lm.context_length and len(input_ids) + max_new_tokens > lm.context_length:
+        raise ContextTooLongError(
+            f"{lm.name}: prompt of {len(input_ids)} tokens + {max_new_tokens} new tokens exceeds "
+            f"the context of {lm.context_length} tokens; shorten the input or max_new_tokens")
+    with PeakMemory(cuda=lm.on_cuda) as mem:
+        out = lm.timed_generate(input_ids, max_new_tokens, force_length, batch_size)
+    n_out = len(out.new_ids)
+    decode_s = out.t_end - out.t_first
+    total_s = out.t_end - out.t_start
+    return GenerationRecord(
+        model=lm.name, backend=lm.backend, runtime=lm.runtime, quantization=lm.quantization,
+        dtype=lm.dtype, device=lm.device, n_threads=lm.n_threads, n_gpu_layers=lm.n_gpu_layers,
+        batch_size=batch_size, input_tokens=len(input_ids), output_tokens=n_out,
+        max_new_tokens=max_new_tokens, force_length=force_length,
+        prefill_s=out.t_first - out.t_start, decode_s=decode_s,
+        decode_tok_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else float("nan"),
+        total_s=total_s, throughput_tok_s=batch_size * n_out / total_s,
+        stop_reason="eos" if out.new_ids and out.new_ids[-1] in lm.eos_ids else "length",
+        peak_rss_mb=mem.rss_mb, cuda_max_allocated_mb=mem.cuda_allocated_mb,
+        cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
+        phase=phase, rep=rep)
+
+
+def benchmark(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
+              max_new_tokens: int = 64, force_length: bool = True, batch_size: int = 1,
+              repetitions: int = 3, warmup: int = 1, progress: bool = False) -> list[GenerationRecord]:
+    """`warmup` untimed-for-summary calls, then `repetitions` timed calls, every one recorded."""
+    records = []
+    steps = [("warmup", i) for i in range(warmup)] + [("timed", i) for i in range(repetitions)]
+    for phase, rep in tqdm(steps, desc=f"{lm.name} {lm.runtime}", disable=not progress, leave=False):
+        records.append(generate(lm, prompt=prompt, messages=messages, max_new_tokens=max_new_tokens,
+                                force_length=force_length, batch_size=batch_size, phase=phase, rep=rep))
+    return records
+
+
+@dataclasses.dataclass
+class TimedOutput:
+    """What a backend's timed_generate returns: new token ids (first sequence) and clocks."""
+    new_ids: list[int]
+    t_start: float
+    t_first: float
+    t_end: float
+
+
+def clock() -> float:
+    return time.perf_counter()
