@@ -1,0 +1,12 @@
+"""Helpers of the prompt-recovery lab: notebooks orchestrate, these modules do the work.
+
+catalog   models.yaml and where each model's files are (embedded packages, hub, paths)
+loading   load(name, backend=...) -> LoadedModel, with every argument checked first
+hf        the transformers backend (GGUF converted once and cached, bitsandbytes 8/4-bit)
+llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
+timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
+results   append-only JSON-lines tables, read back as DataFrames
+machine   machine, versions and commit for every row
+
+Importing this package loads no model and does no work.
+"""
