@@ -29,7 +29,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab
 
 sync: setup
-	$(VENV)/bin/jupytext --sync $(ITERATION)/*.py
+	$(VENV)/bin/jupytext --sync $$(grep -l "^#   jupytext:" $(ITERATION)/*.py)
 
 report: setup
 	$(PY) -m shared.report $(ITERATION)

@@ -7,6 +7,9 @@ llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
 timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
 machine   machine, versions and commit for every row
+metrics   the competition's SCS metric (sentence-t5-base, or the embedded MiniLM stand-in)
+prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any model
+validation  the lab's validation set: reproducible (text, prompt) pairs and their rewrites
 
 Importing this package loads no model and does no work.
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -57,6 +58,7 @@ def convert_gguf(spec: catalog.ModelSpec, gguf_path: Path) -> tuple[Path, bool]:
 
 def quantization_config(quantization: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
     if quantization == "8bit":
+        warnings.filterwarnings("ignore", message="MatMul8bitLt")  # once per matmul on CPU
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization == "4bit":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
@@ -104,9 +106,13 @@ class HFModel(LoadedModel):
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.tokenizer.chat_template)
+
     def encode(self, prompt=None, messages=None) -> list[int]:
         if messages is not None:
-            if not self.tokenizer.chat_template:
+            if not self.has_chat_template:
                 raise catalog.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
             out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
                                                      tokenize=True, return_dict=True)

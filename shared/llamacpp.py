@@ -31,9 +31,15 @@ class LlamaCppModel(LoadedModel):
         self.device = "cpu" if n_gpu_layers == 0 else f"gpu ({n_gpu_layers} layers)"
         self.context_length = llm.n_ctx()
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        self.eos_ids = {t for t in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+        self.n_vocab = llm.n_vocab()
+        self.eos_ids = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)}
+        self._eos_array = np.array(sorted(self.eos_ids), dtype=np.int64)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
         self.chat_template = llm.metadata.get("tokenizer.chat_template")
+
+    @property
+    def has_chat_template(self) -> bool:
+        return bool(self.chat_template)
 
     def encode(self, prompt=None, messages=None) -> list[int]:
         if messages is not None:
@@ -58,14 +64,24 @@ class LlamaCppModel(LoadedModel):
         llm = self.llm
         llm.reset()                       # n_tokens = 0 ...
         llm._ctx.kv_cache_clear()         # ... and an empty KV cache: no prefix reuse
+        banned = self._eos_array if force_length else None
+
+        def next_token() -> int:
+            # eval() keeps no logits unless logits_all; read the last row straight from llama.cpp
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(self.n_vocab,))
+            if banned is not None:
+                logits = logits.copy()
+                logits[banned] = -np.inf  # a forced length never picks EOS (as min_new_tokens)
+            return int(np.argmax(logits))
+
         t_start = clock()
         llm.eval(input_ids)
-        token = int(np.argmax(llm._scores[-1]))
+        token = next_token()
         t_first = clock()
         new = [token]
         while len(new) < max_new_tokens and (force_length or token not in self.eos_ids):
             llm.eval([token])
-            token = int(np.argmax(llm._scores[-1]))
+            token = next_token()
             new.append(token)
         t_end = clock()
         return TimedOutput(new_ids=new, t_start=t_start, t_first=t_first, t_end=t_end)

@@ -38,6 +38,11 @@ class LoadedModel:
     on_cuda: bool = False
     spec: catalog.ModelSpec
 
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether encode(messages=...) works; base models take a raw prompt only."""
+        raise NotImplementedError
+
     def encode(self, prompt: str | None = None, messages: Sequence[dict] | None = None) -> list[int]:
         raise NotImplementedError
 

@@ -103,18 +103,21 @@ class PeakMemory:
 
 
 def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
-             max_new_tokens: int = 64, force_length: bool = False, batch_size: int = 1,
+             input_ids: Sequence[int] | None = None, max_new_tokens: int = 64,
+             force_length: bool = False, batch_size: int = 1,
              phase: str = "timed", rep: int = 0) -> GenerationRecord:
-    """Generate greedily from a prompt (raw text) or chat messages and time it.
+    """Generate greedily from a prompt (raw text), chat messages or token ids and time it.
 
     Stops at EOS unless `force_length`, which generates exactly `max_new_tokens` (speed runs).
     `lm` is what shared.loading.load returns.
     """
-    if (prompt is None) == (messages is None):
-        raise LabError("give exactly one of prompt= (raw text) or messages= (chat)")
+    if sum(x is not None for x in (prompt, messages, input_ids)) != 1:
+        raise LabError("give exactly one of prompt= (raw text), messages= (chat) or input_ids=")
     if max_new_tokens < 1:
         raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    input_ids = lm.encode(prompt=prompt, messages=messages)  # outside the timed region
+    if input_ids is None:
+        input_ids = lm.encode(prompt=prompt, messages=messages)  # outside the timed region
+    input_ids = list(input_ids)
     if lm.context_length and len(input_ids) + max_new_tokens > lm.context_length:
         raise ContextTooLongError(
             f"{lm.name}: prompt of {len(input_ids)} tokens + {max_new_tokens} new tokens exceeds "
@@ -132,22 +135,37 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         prefill_s=out.t_first - out.t_start, decode_s=decode_s,
         decode_tok_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else float("nan"),
         total_s=total_s, throughput_tok_s=batch_size * n_out / total_s,
-        stop_reason="eos" if out.new_ids and out.new_ids[-1] in lm.eos_ids else "length",
+        stop_reason="eos" if out.new_ids[-1:] and out.new_ids[-1] in lm.eos_ids and not force_length
+        else "length",
         peak_rss_mb=mem.rss_mb, cuda_max_allocated_mb=mem.cuda_allocated_mb,
         cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
         phase=phase, rep=rep)
 
 
 def benchmark(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
-              max_new_tokens: int = 64, force_length: bool = True, batch_size: int = 1,
+              input_ids: Sequence[int] | None = None, max_new_tokens: int = 64, force_length: bool = True, batch_size: int = 1,
               repetitions: int = 3, warmup: int = 1, progress: bool = False) -> list[GenerationRecord]:
     """`warmup` untimed-for-summary calls, then `repetitions` timed calls, every one recorded."""
     records = []
     steps = [("warmup", i) for i in range(warmup)] + [("timed", i) for i in range(repetitions)]
     for phase, rep in tqdm(steps, desc=f"{lm.name} {lm.runtime}", disable=not progress, leave=False):
-        records.append(generate(lm, prompt=prompt, messages=messages, max_new_tokens=max_new_tokens,
+        records.append(generate(lm, prompt=prompt, messages=messages, input_ids=input_ids,
+                                max_new_tokens=max_new_tokens,
                                 force_length=force_length, batch_size=batch_size, phase=phase, rep=rep))
     return records
+
+
+def filler_ids(lm, n_tokens: int, text: str | None = None) -> list[int]:
+    """Exactly `n_tokens` prompt tokens of real prose (the lab's own validation texts by
+    default), for speed runs at a controlled input length."""
+    if text is None:
+        import yaml
+        sources = yaml.safe_load((Path(__file__).parent / "data" / "validation_sources.yaml").read_text())
+        text = "\n\n".join(t["text"] for t in sources["texts"])
+    ids = lm.encode(prompt=text)
+    while len(ids) < n_tokens:
+        ids = ids + ids
+    return ids[:n_tokens]
 
 
 @dataclasses.dataclass

@@ -1,0 +1,77 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %%
+
+# %% [markdown]
+# # EOS: does generation stop when the model says it is done?
+#
+# The seed found a PyTorch implementation that did not stop at EOS, so every answer ran to
+# the maximum length and cost the maximum time. Side by side, for the same chat prompts: the
+# helper's default (stop at EOS, or at an end-of-turn token) and a loop that ignores EOS.
+
+# %% tags=["parameters"]
+models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names or paths
+backends = ["transformers", "llama_cpp"]             # runtimes
+device = "cpu"                                       # cpu | cuda
+n_threads = 2                                        # CPU threads
+questions = [                                        # short chat prompts with short answers
+    "What is the capital of France? Answer in one word.",
+    "Rewrite this sentence more formally: hey, can u send me the file?",
+    "Give one synonym for 'happy'.",
+]
+max_new_tokens = 64                                  # the cap an EOS-blind loop always reaches
+results_dir = "res/01_biggest_model"                 # relative to the repository root
+redo = False                                         # measure configurations already done here
+
+# %%
+from IPython.display import Markdown, display
+
+from shared import analysis, catalog, experiment, loading, plots, timing
+from shared.machine import REPO
+
+RESULTS = REPO / results_dir
+TABLE = RESULTS / "eos.jsonl"
+configs = [{"model": m, "backend": b, "quantization": catalog.get(m).quantization if b == "llama_cpp" else "none"}
+           for m in models for b in backends]
+load_options = {
+    "transformers": dict(n_threads=n_threads, device_map="auto" if device == "cuda" else "cpu"),
+    "llama_cpp": dict(n_threads=n_threads, n_gpu_layers=-1 if device == "cuda" else 0),
+}
+
+
+def measure(config):
+    lm = loading.load(config["model"], config["backend"], config["quantization"],
+                      **load_options[config["backend"]])
+    try:
+        timing.generate(lm, prompt="Hello", max_new_tokens=4)  # warm-up, not recorded
+        for i, question in enumerate(questions):
+            for mode, force in [("stop at EOS", False), ("ignore EOS", True)]:
+                rec = timing.generate(lm, messages=[{"role": "user", "content": question}],
+                                      max_new_tokens=max_new_tokens, force_length=force)
+                yield rec.row(mode=mode, question=i)
+    finally:
+        lm.close()
+
+
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="eos")
+
+# %%
+display(Markdown(analysis.markdown(analysis.eos_summary(df))))
+ok = df[df["status"].eq("ok") & df["mode"].eq("stop at EOS")]
+display(Markdown(analysis.markdown(ok[["model", "runtime", "question", "text"]])))
+
+# %%
+plots.eos_bars(df, RESULTS / "eos_output_tokens_and_time.png");

@@ -1,0 +1,91 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Speed: tokens per second for each model x runtime x quantization
+#
+# Iteration 1 asks which LLM is the biggest one fast enough for a submission. This notebook
+# times greedy generation of a forced length after one warm-up call, prefill (time to first
+# token) and decode apart, and appends one row per call to `speed.jsonl`. Configurations
+# already measured on this machine are skipped (set `redo = True` to measure again); a
+# configuration that fails is recorded with its reason.
+
+# %% tags=["parameters"]
+models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/models.yaml) or paths
+backends = ["transformers", "llama_cpp"]             # runtimes to time
+quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
+device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
+dtype = ""                                           # transformers dtype; "" = float32 on CPU, float16 on CUDA
+n_threads = 2                                        # CPU threads (llama.cpp and torch)
+input_text = ""                                      # typical input; "" = input_tokens of real prose
+input_tokens = 300                                   # a typical original + rewrite + instruction
+max_new_tokens = 32                                  # forced length of the timed generation
+repetitions = 3                                      # timed runs after one warm-up
+budget_hours = 9.0                                   # Kaggle limit for the whole submission
+samples = 1300                                       # hidden test set size
+output_tokens = 100                                  # the prompt length we would like to generate
+results_dir = "res/01_biggest_model"                 # relative to the repository root
+redo = False                                         # measure configurations already done here
+
+# %%
+from IPython.display import Markdown, display
+
+from shared import analysis, experiment, loading, plots, timing
+from shared.machine import REPO
+
+RESULTS = REPO / results_dir
+TABLE = RESULTS / "speed.jsonl"
+configs = analysis.speed_configs(models, backends, quantizations)
+load_options = {
+    "transformers": dict(dtype=dtype or None, n_threads=n_threads,
+                         device_map="auto" if device == "cuda" else "cpu"),
+    "llama_cpp": dict(n_threads=n_threads, n_gpu_layers=-1 if device == "cuda" else 0),
+}
+
+
+def measure(config):
+    lm = loading.load(config["model"], config["backend"], config["quantization"],
+                      **load_options[config["backend"]])
+    try:
+        ids = lm.encode(prompt=input_text) if input_text else timing.filler_ids(lm, input_tokens)
+        for rec in timing.benchmark(lm, input_ids=ids, max_new_tokens=max_new_tokens,
+                                    repetitions=repetitions, warmup=1):
+            yield rec.row(load_s=lm.load_s, from_cache=lm.from_cache, budget_hours=budget_hours,
+                          samples=samples, target_output_tokens=output_tokens)
+    finally:
+        lm.close()
+
+
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="speed")
+
+# %% [markdown]
+# ## Decode tokens/s (median ± std over the timed repetitions)
+
+# %%
+display(Markdown(analysis.markdown(analysis.speed_table(df, "decode_tok_s"), index=True)))
+fails = analysis.failures(df)
+if not fails.empty:
+    display(Markdown("Failed configurations:\n\n" + analysis.markdown(fails)))
+
+# %% [markdown]
+# ## Fast enough? The per-sample budget against measured prefill and decode
+
+# %%
+verdict = analysis.verdict(df, budget_hours, samples, output_tokens)
+print(f"budget per sample: {verdict.attrs['budget_s']:.1f} s; wanted output: {output_tokens} tokens")
+display(Markdown(analysis.markdown(verdict)))
+
+# %%
+plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");

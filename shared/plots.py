@@ -1,0 +1,61 @@
+"""Figures for the reports: seaborn, saved as PNG with content names, returned for display."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from .analysis import SCALING_CURVES, ok_timed
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def save(fig, path: str | Path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return fig
+
+
+def _label(df: pd.DataFrame) -> pd.Series:
+    return df["runtime"] + " | " + df["machine"].str.slice(0, 28)
+
+
+def speed_bars(df: pd.DataFrame, path: str | Path):
+    """Prefill and decode tokens/s per model, one bar per runtime and machine (median, IQR)."""
+    d = ok_timed(df).assign(setup=_label, prefill_tok_s=lambda x: x["input_tokens"] / x["prefill_s"])
+    d = d.melt(id_vars=["model", "setup"], value_vars=["prefill_tok_s", "decode_tok_s"],
+               var_name="phase", value_name="tokens/s")
+    g = sns.catplot(data=d, kind="bar", x="tokens/s", y="model", hue="setup", col="phase",
+                    sharex=False, estimator="median", errorbar=("pi", 50), height=3.2, aspect=1.4)
+    g.set_titles("{col_name}")
+    return save(g.figure, path)
+
+
+def scaling(df: pd.DataFrame, sweep: str, path: str | Path):
+    """One sweep of the length-scaling notebook: the measured points and a fitted line each."""
+    d = ok_timed(df)
+    d = d[d["sweep"] == sweep].assign(setup=lambda x: x["model"] + " · " + x["runtime"])
+    curves = [(x, y) for s, x, y, _ in SCALING_CURVES if s == sweep]
+    x = curves[0][0]
+    long = d.melt(id_vars=["setup", x], value_vars=[y for _, y in curves], var_name="metric")
+    g = sns.lmplot(data=long, x=x, y="value", hue="setup", col="metric", ci=None, height=3.2,
+                   aspect=1.2, facet_kws={"sharey": False}, scatter_kws={"s": 18})
+    g.set_titles("{col_name}")
+    return save(g.figure, path)
+
+
+def eos_bars(df: pd.DataFrame, path: str | Path):
+    """Output tokens and seconds per prompt: stopping at EOS against ignoring it."""
+    d = df[df["status"].eq("ok")].assign(setup=lambda x: x["model"] + " · " + x["runtime"])
+    long = d.melt(id_vars=["setup", "mode"], value_vars=["output_tokens", "total_s"], var_name="metric")
+    g = sns.catplot(data=long, kind="bar", x="value", y="setup", hue="mode", col="metric",
+                    sharex=False, estimator="mean", errorbar="sd", height=3.0, aspect=1.5)
+    g.set_titles("{col_name} per prompt")
+    return save(g.figure, path)
+
+
+def close_all():
+    plt.close("all")

@@ -1,0 +1,88 @@
+"""The lab's own validation set: hand-written texts and prompts, rewritten by a model we run.
+
+Kaggle gives no training pairs, so we make them: validation_sources.yaml holds 36 texts (by
+genre) and 30 rewrite prompts (by kind); `pairs` picks a reproducible, evenly spread sample of
+(text, prompt) combinations and `make_rows` asks a model to do each rewrite, one row per pair
+with everything needed to trace it (model, runtime, seed, commit, machine).
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+from tqdm.auto import tqdm
+
+from . import machine, timing
+from .catalog import LabError
+
+SOURCES_FILE = Path(__file__).with_name("data") / "validation_sources.yaml"
+
+
+def load_sources() -> tuple[list[dict], list[dict]]:
+    """(texts, prompts): texts have id, genre, text; prompts have id, kind, prompt."""
+    data = yaml.safe_load(SOURCES_FILE.read_text())
+    texts = [{**t, "text": t["text"].strip()} for t in data["texts"]]
+    prompts = [{**p, "prompt": p["prompt"].strip()} for p in data["prompts"]]
+    return texts, prompts
+
+
+def _spread(items: list[dict], key: str, rng: random.Random) -> list[dict]:
+    """`items` shuffled so that groups (genres, kinds) take turns: every run of k consecutive
+    items covers min(k, number of groups) groups."""
+    groups = defaultdict(list)
+    for item in items:
+        groups[item[key]].append(item)
+    order = sorted(groups)
+    rng.shuffle(order)
+    for name in order:
+        rng.shuffle(groups[name])
+    out, depth = [], max(len(g) for g in groups.values())
+    for i in range(depth):
+        out += [groups[name][i] for name in order if i < len(groups[name])]
+    return out
+
+
+def pairs(n_samples: int, seed: int) -> list[dict]:
+    """`n_samples` distinct (text, prompt) pairs, the same for the same seed, spread over genres
+    and prompt kinds. Each has text_id, genre, prompt_id, kind, original and prompt."""
+    texts, prompts = load_sources()
+    total = len(texts) * len(prompts)
+    if not 0 < n_samples <= total:
+        raise LabError(f"n_samples must be between 1 and {total} (texts x prompts), got {n_samples}")
+    rng = random.Random(seed)
+    texts, prompts = _spread(texts, "genre", rng), _spread(prompts, "kind", rng)
+    nt, np_ = len(texts), len(prompts)
+    cycle = math.lcm(nt, np_)  # pairs (i mod nt, i mod np) repeat after this many
+    out = []
+    for i in range(n_samples):
+        # shifting the prompt index by one per cycle reaches every combination exactly once
+        t, p = texts[i % nt], prompts[(i + i // cycle) % np_]
+        out.append({"text_id": t["id"], "genre": t["genre"], "prompt_id": p["id"],
+                    "kind": p["kind"], "original": t["text"], "prompt": p["prompt"]})
+    return out
+
+
+def make_rows(lm, n_samples: int, seed: int, max_new_tokens: int = 256,
+              progress: bool = True) -> Iterator[dict]:
+    """Rewrite each pair with `lm` (the competition's form: prompt, blank line, text) and yield
+    one row per pair. A failing pair yields a row with `error` set and an empty rewrite."""
+    info = machine.info()
+    for index, pair in enumerate(tqdm(pairs(n_samples, seed), desc=f"rewrite {lm.name}",
+                                      disable=not progress)):
+        row = {"index": index, **pair, "rewritten": "", "generator": lm.name,
+               "generator_runtime": lm.runtime, "max_new_tokens": max_new_tokens, "seed": seed,
+               "output_tokens": 0, "stop_reason": None, "seconds": None, "error": None,
+               "machine": info["machine"], "git_commit": info["git_commit"]}
+        try:
+            message = {"role": "user", "content": f"{pair['prompt']}\n\n{pair['original']}"}
+            rec = timing.generate(lm, messages=[message], max_new_tokens=max_new_tokens)
+            row.update(rewritten=rec.text.strip(), output_tokens=rec.output_tokens,
+                       stop_reason=rec.stop_reason, seconds=rec.total_s)
+        except Exception as e:  # recorded in the row; the other pairs still run
+            row["error"] = f"{type(e).__name__}: {e}"
+        row["timestamp"] = machine.info()["timestamp"]
+        yield row
