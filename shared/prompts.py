@@ -55,10 +55,13 @@ def template_hash(strategy: str) -> str:
 
 def clean_instruction(text: str) -> str:
     """One instruction from a model's answer: the first line left after stripping bullets,
-    labels such as "Prompt:" or "Instruction:", and surrounding quotes or markdown."""
+    labels such as "Prompt:" or "Instruction:", and surrounding quotes or markdown, skipping
+    bare headers ("Text A:"). Empty when nothing is left."""
     for line in text.splitlines():
         line = _BULLET.sub("", line.strip()).strip(_QUOTES)
         line = _LABEL.sub("", line).strip(_QUOTES)
+        if line.endswith(":") and len(line.split()) <= 4:
+            continue  # a header ("Text A:", "Rewrite:"), not an instruction
         if line:
             return line
     return ""
