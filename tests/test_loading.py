@@ -1,0 +1,49 @@
+"""Loading: the GGUF conversion cache, bitsandbytes quantization, backends agreeing."""
+import pytest
+
+from shared import catalog, hf, loading, timing
+
+PROMPTS = ["The capital of France is", "Once upon a time, there was a", "def fibonacci(n):",
+           "The three primary colours are", "Water boils at a temperature of"]
+
+
+def test_gguf_is_converted_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRL_CACHE", str(tmp_path))
+    first = loading.load("smollm2-135m-instruct", n_threads=2)
+    spec = catalog.get("smollm2-135m-instruct")
+    folder = hf.gguf_cache_folder(spec, catalog.resolve(spec))
+    assert not first.from_cache and (folder / "model.safetensors").exists()
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
+    second = loading.load("smollm2-135m-instruct", n_threads=2)
+    assert second.from_cache
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not written again
+    assert list(tmp_path.glob("hf/*.tmp-*")) == []
+    a = timing.generate(first, prompt="The capital of France is", max_new_tokens=6, force_length=True)
+    b = timing.generate(second, prompt="The capital of France is", max_new_tokens=6, force_length=True)
+    assert a.text == b.text  # the cached weights are the converted weights
+
+
+@pytest.mark.parametrize("quantization,layer", [("8bit", "Linear8bitLt"), ("4bit", "Linear4bit")])
+def test_bitsandbytes_quantization_on_the_cpu(quantization, layer):
+    lm = loading.load("smollm2-135m-instruct", quantization=quantization, n_threads=2)
+    assert lm.runtime == f"transformers bnb-{quantization}"
+    assert layer in {type(m).__name__ for m in lm.model.modules()}
+    rec = timing.generate(lm, prompt="The capital of France is", max_new_tokens=3, force_length=True)
+    assert rec.output_tokens == 3 and rec.quantization == quantization
+
+
+def _greedy_ids(lm, prompt, n):
+    return lm.timed_generate(lm.encode(prompt=prompt), n, True, 1).new_ids
+
+
+@pytest.mark.parametrize("model,agree", [("gemma-3-270m", 8), ("smollm2-135m-instruct", 2)])
+def test_backends_agree_on_the_first_greedy_tokens(model, agree, request):
+    """Measured on these prompts: Gemma 3 (Q4_K_M) agrees on all 8 tokens of all 5; SmolLM2
+    (Q4_1) on the first 2 only: llama.cpp quantizes activations for its Q4_1 dot products,
+    transformers multiplies dequantized fp32 weights, and close logits swap later."""
+    short = "gemma" if model.startswith("gemma") else "smol"
+    hf_lm, llama_lm = request.getfixturevalue(f"{short}_hf"), request.getfixturevalue(f"{short}_llama")
+    for prompt in PROMPTS:
+        assert hf_lm.encode(prompt=prompt) == llama_lm.encode(prompt=prompt)
+        a, b = _greedy_ids(hf_lm, prompt, agree), _greedy_ids(llama_lm, prompt, agree)
+        assert a == b, prompt

@@ -1,0 +1,53 @@
+"""Each notebook is paired (.py and .ipynb agree) and runs under papermill with small parameters."""
+import jupytext
+import papermill
+import pytest
+
+from shared import results
+from shared.machine import REPO
+
+ITERATION = REPO / "iterations" / "01_biggest_model"
+NOTEBOOKS = sorted(p.stem for p in ITERATION.glob("*.ipynb"))
+SMALL = {
+    "speed": dict(models=["smollm2-135m-instruct"], backends=["transformers", "llama_cpp"],
+                  quantizations=["none"], input_tokens=16, max_new_tokens=3, repetitions=1),
+    "length_scaling": dict(models=["smollm2-135m-instruct"], backends=["transformers", "llama_cpp"],
+                           input_lengths=[8, 16], output_lengths=[2, 4], batch_sizes=[1, 2],
+                           fixed_input_tokens=8, fixed_output_tokens=2, repetitions=1),
+    "eos": dict(models=["smollm2-135m-instruct"], backends=["llama_cpp"],
+                questions=["Say hi."], max_new_tokens=8),
+}
+
+
+def test_every_notebook_has_small_parameters_here():
+    assert set(NOTEBOOKS) <= set(SMALL), "add the new notebook's smallest parameters to SMALL"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_py_and_ipynb_are_in_sync(name):
+    py = jupytext.read(ITERATION / f"{name}.py")
+    ipynb = jupytext.read(ITERATION / f"{name}.ipynb")
+    assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in ipynb.cells], \
+        f"run `make sync` (jupytext --sync) for {name}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_cell(name):
+    nb = jupytext.read(ITERATION / f"{name}.py")
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    assert "results_dir" in tagged[0].source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_under_papermill(name, tmp_path):
+    papermill.execute_notebook(ITERATION / f"{name}.ipynb", tmp_path / f"{name}.ipynb", cwd=REPO,
+                               parameters={**SMALL[name], "results_dir": str(tmp_path)},
+                               progress_bar=False)
+    tables = list(tmp_path.glob("*.jsonl"))
+    assert tables, "the notebook recorded no results"
+    for table in tables:
+        df = results.read(table)
+        assert (df["status"] == "ok").all(), df.get("error")
+    assert list(tmp_path.glob("*.png")), "the notebook saved no figure"
