@@ -33,8 +33,8 @@ def speed_configs(models: list[str], backends: list[str], quantizations: list[st
 
 
 def column(df: pd.DataFrame) -> pd.Series:
-    """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1 | CPU ...")."""
-    return df["runtime"] + " | " + df["machine"]
+    """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1<br>CPU ...")."""
+    return df["runtime"] + "<br>" + df["machine"]
 
 
 def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:
@@ -54,9 +54,9 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
     """The configurations that failed, with their reasons (latest row of each)."""
     if df.empty or "status" not in df:
         return pd.DataFrame()
-    failed = df[df["status"].eq("failed")]
-    cols = [c for c in ("model", "backend", "quantization", "machine", "error") if c in failed]
-    return failed[cols].drop_duplicates(subset=cols[:-1], keep="last")
+    keys = [c for c in ("model", "backend", "quantization", "machine") if c in df]
+    latest = df.drop_duplicates(subset=keys, keep="last")  # a later success clears a failure
+    return latest[latest["status"].eq("failed")][keys + ["error"]]
 
 
 def verdict(df: pd.DataFrame, budget_hours: float, samples: int, output_tokens: int) -> pd.DataFrame:
@@ -105,6 +105,8 @@ def scaling_fits(df: pd.DataFrame) -> pd.DataFrame:
     """A fitted line for every curve of the length-scaling sweeps, per model and runtime."""
     df = ok_timed(df)
     rows = []
+    if df.empty:
+        return pd.DataFrame()
     for (model, runtime, mach), g in df.groupby(["model", "runtime", "machine"]):
         for sweep, x, y, unit in SCALING_CURVES:
             pts = g[g["sweep"] == sweep].groupby(x)[y].median()

@@ -104,15 +104,41 @@ def scs(preds: Sequence[str], truths: Sequence[str], encoder: Encoder) -> np.nda
 
 def score(preds: Sequence[str], truths: Sequence[str], encoder: Encoder) -> dict:
     """Mean SCS with a 95% t-interval (NaN bounds below two samples), n and the encoder name."""
-    from scipy import stats
     values = scs(preds, truths, encoder)
+    mean, low, high = mean_ci(values)
+    return {"scs_mean": mean, "scs_ci_low": low, "scs_ci_high": high, "n": len(values),
+            "encoder": encoder.name}
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of per-sample scores (NaN bounds below two samples)."""
+    from scipy import stats
+    values = np.asarray(values, dtype=np.float64)
     n = len(values)
     mean = float(values.mean()) if n else float("nan")
-    low = high = float("nan")
-    if n > 1:
-        sem = float(stats.sem(values))
-        low, high = (mean, mean) if sem == 0 else map(float, stats.t.interval(0.95, n - 1, loc=mean, scale=sem))
-    return {"scs_mean": mean, "scs_ci_low": low, "scs_ci_high": high, "n": n, "encoder": encoder.name}
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    sem = float(stats.sem(values))
+    if sem == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(0.95, n - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def summarize(df, by: str = "strategy"):
+    """Per strategy: SCS mean and 95% CI from the per-sample `scs` column, seconds per sample,
+    output tokens, fallbacks, truncations, errors, and the encoder and template used."""
+    import pandas as pd
+    rows = []
+    for key, g in df.groupby(by, sort=False):
+        mean, low, high = mean_ci(g["scs"])
+        rows.append({by: key, "scs_mean": mean, "scs_ci95": f"[{low:.3f}, {high:.3f}]",
+                     "s_per_sample": g["seconds"].mean(), "output_tokens": g["output_tokens"].mean(),
+                     "n": len(g), "blank_replaced": int(g["blank_replaced"].sum()),
+                     "truncated": int(g["truncated"].sum()), "errors": int(g["error"].notna().sum()),
+                     "encoder": ", ".join(sorted(g["encoder"].unique())),
+                     "template": ", ".join(sorted(g["template_hash"].unique()))})
+    return pd.DataFrame(rows)
 
 
 def clean_predictions(preds: Sequence[str | None]) -> tuple[list[str], int]:

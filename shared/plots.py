@@ -59,3 +59,12 @@ def eos_bars(df: pd.DataFrame, path: str | Path):
 
 def close_all():
     plt.close("all")
+
+
+def scs_bars(df: pd.DataFrame, path: str | Path):
+    """SCS per strategy (mean and 95% CI over pairs), labelled with the encoder used."""
+    encoder = ", ".join(sorted(df["encoder"].unique()))
+    g = sns.catplot(data=df, kind="bar", x="scs", y="strategy", hue="model", errorbar=("ci", 95),
+                    height=3.0, aspect=1.8)
+    g.set_axis_labels(f"SCS (cos^3, {encoder})", "")
+    return save(g.figure, path)

@@ -44,7 +44,8 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         out.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         print(f"== {name} ({params}) -> {out.relative_to(REPO)}", flush=True)
-        papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=True,
+        papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
+                                   log_output=True,
                                    parameters={**config.get(name, {}), **(overrides or {})})
         print(f"== {name} done in {time.perf_counter() - start:.0f} s", flush=True)
         outputs.append(out)

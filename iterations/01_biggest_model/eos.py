@@ -58,10 +58,12 @@ def measure(config):
     try:
         timing.generate(lm, prompt="Hello", max_new_tokens=4)  # warm-up, not recorded
         for i, question in enumerate(questions):
+            # a base model has no chat template: it gets the question as plain text
+            ask = (dict(messages=[{"role": "user", "content": question}]) if lm.has_chat_template
+                   else dict(prompt=f"Question: {question}\nAnswer:"))
             for mode, force in [("stop at EOS", False), ("ignore EOS", True)]:
-                rec = timing.generate(lm, messages=[{"role": "user", "content": question}],
-                                      max_new_tokens=max_new_tokens, force_length=force)
-                yield rec.row(mode=mode, question=i)
+                rec = timing.generate(lm, max_new_tokens=max_new_tokens, force_length=force, **ask)
+                yield rec.row(mode=mode, question=i, chat=lm.has_chat_template)
     finally:
         lm.close()
 

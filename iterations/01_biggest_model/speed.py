@@ -27,9 +27,9 @@ models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/mode
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
-dtype = ""                                           # transformers dtype; "" = float32 on CPU, float16 on CUDA
+dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
 n_threads = 2                                        # CPU threads (llama.cpp and torch)
-input_text = ""                                      # typical input; "" = input_tokens of real prose
+input_text = ""                                      # typical input; empty: input_tokens of real prose
 input_tokens = 300                                   # a typical original + rewrite + instruction
 max_new_tokens = 32                                  # forced length of the timed generation
 repetitions = 3                                      # timed runs after one warm-up
