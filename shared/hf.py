@@ -6,10 +6,10 @@ the cache (PRL_CACHE), keyed by the file's sha256, so later loads read the cache
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -58,7 +58,8 @@ def convert_gguf(spec: catalog.ModelSpec, gguf_path: Path) -> tuple[Path, bool]:
 
 def quantization_config(quantization: str, compute_dtype: torch.dtype) -> BitsAndBytesConfig | None:
     if quantization == "8bit":
-        warnings.filterwarnings("ignore", message="MatMul8bitLt")  # once per matmul on CPU
+        # bitsandbytes logs "inputs will be cast to float16" on every 8-bit matmul of a float32 model
+        logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
         return BitsAndBytesConfig(load_in_8bit=True)
     if quantization == "4bit":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",

@@ -3,7 +3,7 @@
 `python -m shared.report iterations/01_biggest_model` rewrites them; a test fails when they
 differ from what the results produce.
 """
-from shared import analysis, results
+from shared import analysis, metrics, results
 from shared.machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -18,7 +18,8 @@ def _source(name: str, notebook: str, df) -> str:
         return f"_No rows in `res/01_biggest_model/{name}.jsonl` yet: run `{notebook}`._"
     machines = ", ".join(sorted(df["machine"].dropna().unique()))
     dates = df["timestamp"].dropna().str.slice(0, 10)
-    return (f"_From `res/01_biggest_model/{name}.jsonl`: {len(df)} rows, {df['run_id'].nunique()} "
+    return (f"_From `res/01_biggest_model/{name}.jsonl`: {len(df)} rows, "
+            f"{df['run_id'].nunique() if 'run_id' in df else 1} "
             f"run(s), {dates.min()} to {dates.max()}, on {machines}; made by `{notebook}`._")
 
 
@@ -68,6 +69,31 @@ def eos_comparison() -> str:
     return analysis.markdown(analysis.eos_summary(df), floatfmt=".3g") + "\n\n" + _source("eos", "eos.ipynb", df)
 
 
+def validation_set() -> str:
+    df = _table("validation_smollm2")
+    if df.empty:
+        return _source("validation_smollm2", "make_validation_set.ipynb", df)
+    gen = ", ".join(sorted(df["generator"].unique()) + sorted(df["generator_runtime"].unique()))
+    return (f"{len(df)} pairs over {df['genre'].nunique()} genres and {df['kind'].nunique()} kinds "
+            f"of prompt ({', '.join(sorted(df['kind'].unique()))}); rewritten by {gen}, greedy, at most "
+            f"{int(df['max_new_tokens'].max())} tokens ({int((df['stop_reason'] == 'length').sum())} "
+            f"rewrites hit that cap, {int(df['error'].notna().sum())} failed); median "
+            f"{df['seconds'].median():.1f} s a rewrite.\n\n"
+            + _source("validation_smollm2", "make_validation_set.ipynb", df))
+
+
+def prompt_strategies() -> str:
+    df = _table("prompt_engineering")
+    ok = df[df["status"].eq("ok")] if not df.empty else df
+    if ok.empty:
+        return _source("prompt_engineering", "prompt_engineering.ipynb", df)
+    parts = []
+    for (model, runtime), g in ok.groupby(["model", "runtime"]):
+        parts.append(f"**{model}** ({runtime}), SCS with **{', '.join(sorted(g['encoder'].unique()))}**:\n\n"
+                     + analysis.markdown(metrics.summarize(g)))
+    return "\n\n".join(parts) + "\n\n" + _source("prompt_engineering", "prompt_engineering.ipynb", df)
+
+
 BLOCKS = {
     "speed_decode": speed_decode,
     "speed_prefill": speed_prefill,
@@ -75,4 +101,6 @@ BLOCKS = {
     "budget_verdict": budget_verdict,
     "scaling_fits": scaling_fits,
     "eos_comparison": eos_comparison,
+    "validation_set": validation_set,
+    "prompt_strategies": prompt_strategies,
 }
