@@ -123,7 +123,8 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".3g", index: bool = False) -> st
     """A DataFrame as a GitHub markdown table ('_no rows yet_' when empty)."""
     if df.empty:
         return "_no rows yet: run the notebook_"
-    return df.to_markdown(index=index, floatfmt=floatfmt)
+    df = df.astype(object).where(df.notna(), None)  # blank cells, not "nan"
+    return df.to_markdown(index=index, floatfmt=floatfmt, missingval="")
 
 
 def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
@@ -135,3 +136,11 @@ def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
         answers=("output_tokens", "size"), output_tokens=("output_tokens", "mean"),
         total_s=("total_s", "mean"),
         stopped_at_eos=("stop_reason", lambda s: int((s == "eos").sum()))).reset_index()
+
+
+def speedup(df: pd.DataFrame, baseline: str, metric: str = "decode_tok_s") -> pd.DataFrame:
+    """Median `metric` of each runtime divided by the `baseline` runtime's, per model and machine."""
+    med = ok_timed(df).groupby(["model", "machine", "runtime"])[metric].median().unstack("runtime")
+    if med.empty or baseline not in med:
+        return pd.DataFrame()
+    return med.div(med[baseline], axis=0).round(2).reset_index()

@@ -38,6 +38,17 @@ def speed_prefill() -> str:
             + analysis.markdown(analysis.speed_table(df, "prefill_s"), index=True))
 
 
+def speed_ratios() -> str:
+    df = _table("speed")
+    out = []
+    for metric in ("decode_tok_s", "prefill_s"):
+        ratios = analysis.speedup(df, "transformers fp32", metric)
+        if not ratios.empty:
+            out.append(f"`{metric}` of each runtime / transformers fp32 (median):\n\n"
+                       + analysis.markdown(ratios, floatfmt=".2f"))
+    return "\n\n".join(out) or _source("speed", "speed.ipynb", df)
+
+
 def speed_failures() -> str:
     fails = analysis.failures(_table("speed"))
     return "No configuration failed." if fails.empty else analysis.markdown(fails)
@@ -97,6 +108,7 @@ def prompt_strategies() -> str:
 BLOCKS = {
     "speed_decode": speed_decode,
     "speed_prefill": speed_prefill,
+    "speed_ratios": speed_ratios,
     "speed_failures": speed_failures,
     "budget_verdict": budget_verdict,
     "scaling_fits": scaling_fits,
