@@ -17,21 +17,6 @@ def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep]
 
 
-def speed_configs(models: list[str], backends: list[str], quantizations: list[str]) -> list[dict]:
-    """The model x backend x quantization grid that makes sense: llama.cpp runs GGUF entries in
-    their own quantization; transformers runs every entry with each requested quantization."""
-    configs = []
-    for model in models:
-        spec = catalog.get(model)
-        for backend in backends:
-            if backend == "llama_cpp":
-                if spec.format == "gguf":
-                    configs.append({"model": model, "backend": backend, "quantization": spec.quantization})
-            else:
-                configs += [{"model": model, "backend": backend, "quantization": q} for q in quantizations]
-    return configs
-
-
 def column(df: pd.DataFrame) -> pd.Series:
     """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1<br>CPU ...")."""
     return df["runtime"] + "<br>" + df["machine"]

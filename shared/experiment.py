@@ -16,13 +16,28 @@ from typing import Callable, Iterable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import machine, results
+from . import catalog, machine, results
 
 
 def grid(**axes) -> list[dict]:
     """Every combination of the given axes, as flat config dicts: grid(model=[..], backend=[..])."""
     names = list(axes)
     return [dict(zip(names, values)) for values in itertools.product(*axes.values())]
+
+
+def model_configs(models: list[str], backends: list[str], quantizations: list[str]) -> list[dict]:
+    """The model x backend x quantization grid that makes sense: llama.cpp runs GGUF entries in
+    their own quantization; transformers runs every entry with each requested quantization."""
+    configs = []
+    for model in models:
+        spec = catalog.get(model)
+        for backend in backends:
+            if backend == "llama_cpp":
+                if spec.format == "gguf":
+                    configs.append({"model": model, "backend": backend, "quantization": spec.quantization})
+            else:
+                configs += [{"model": model, "backend": backend, "quantization": q} for q in quantizations]
+    return configs
 
 
 def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: str | Path,

@@ -76,6 +76,17 @@ def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
                 "quantization, or backend='transformers' for bitsandbytes 8bit/4bit")
 
 
+def device_options(backend: str, device: str = "cpu", n_threads: int | None = None,
+                   dtype: str | None = None) -> dict:
+    """The backend's options that put the whole model on `device` ("cpu" or "cuda")."""
+    if device not in ("cpu", "cuda"):
+        raise LabError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if backend == "llama_cpp":
+        return {"n_threads": n_threads, "n_gpu_layers": -1 if device == "cuda" else 0}
+    return {"n_threads": n_threads, "dtype": dtype or None,
+            "device_map": "auto" if device == "cuda" else "cpu"}
+
+
 def load(model: str, backend: str = "transformers", quantization: str = "none", **options) -> LoadedModel:
     """Load `model` (catalog name or local path). Options go to the backend:
 

@@ -39,22 +39,16 @@ redo = False                                         # measure configurations al
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, catalog, experiment, loading, plots, timing
+from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "eos.jsonl"
-configs = [{"model": m, "backend": b, "quantization": catalog.get(m).quantization if b == "llama_cpp" else "none"}
-           for m in models for b in backends]
-load_options = {
-    "transformers": dict(n_threads=n_threads, device_map="auto" if device == "cuda" else "cpu"),
-    "llama_cpp": dict(n_threads=n_threads, n_gpu_layers=-1 if device == "cuda" else 0),
-}
+configs = experiment.model_configs(models, backends, ["none"])
 
 
 def measure(config):
-    lm = loading.load(config["model"], config["backend"], config["quantization"],
-                      **load_options[config["backend"]])
+    lm = loading.load(**config, **loading.device_options(config["backend"], device, n_threads))
     try:
         timing.generate(lm, prompt="Hello", max_new_tokens=4)  # warm-up, not recorded
         for i, question in enumerate(questions):

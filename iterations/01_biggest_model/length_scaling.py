@@ -43,23 +43,16 @@ redo = False                              # measure configurations already done 
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, catalog, experiment, loading, plots, timing
+from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "length_scaling.jsonl"
-configs = [{"model": m, "backend": b,
-            "quantization": catalog.get(m).quantization if b == "llama_cpp" else quantization}
-           for m in models for b in backends]
-load_options = {
-    "transformers": dict(n_threads=n_threads, device_map="auto" if device == "cuda" else "cpu"),
-    "llama_cpp": dict(n_threads=n_threads, n_gpu_layers=-1 if device == "cuda" else 0),
-}
+configs = experiment.model_configs(models, backends, [quantization])
 
 
 def measure(config):
-    lm = loading.load(config["model"], config["backend"], config["quantization"],
-                      **load_options[config["backend"]])
+    lm = loading.load(**config, **loading.device_options(config["backend"], device, n_threads))
     points = ([("input", n, fixed_output_tokens, 1) for n in input_lengths]
               + [("output", fixed_input_tokens, n, 1) for n in output_lengths]
               + [("batch", fixed_input_tokens, fixed_output_tokens, b) for b in batch_sizes

@@ -53,10 +53,7 @@ if not redo and len(existing) >= n_samples:
 else:
     if redo:
         TABLE.unlink(missing_ok=True)
-    options = dict(n_threads=n_threads)
-    if backend == "llama_cpp":
-        options["n_gpu_layers"] = -1 if device == "cuda" else 0
-    lm = loading.load(generator, backend, **options)
+    lm = loading.load(generator, backend, **loading.device_options(backend, device, n_threads))
     results.append(TABLE, validation.make_rows(lm, n_samples, seed, max_new_tokens))
     lm.close()
     rows = results.read(TABLE)

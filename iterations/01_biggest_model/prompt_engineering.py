@@ -52,10 +52,7 @@ pairs = results.read(RESULTS / f"{validation_set}.jsonl")
 pairs = pairs[pairs["error"].isna() & pairs["rewritten"].str.strip().ne("")].head(n_samples)
 enc = metrics.load_encoder(encoder or None)
 print(f"{len(pairs)} pairs from {validation_set}; encoder: {enc.name}")
-options = dict(n_threads=n_threads)
-if backend == "llama_cpp":
-    options["n_gpu_layers"] = -1 if device == "cuda" else 0
-lm = loading.load(model, backend, **options)
+lm = loading.load(model, backend, **loading.device_options(backend, device, n_threads))
 
 
 def measure(config):

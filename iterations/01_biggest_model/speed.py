@@ -47,17 +47,11 @@ from shared.machine import REPO
 
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
-configs = analysis.speed_configs(models, backends, quantizations)
-load_options = {
-    "transformers": dict(dtype=dtype or None, n_threads=n_threads,
-                         device_map="auto" if device == "cuda" else "cpu"),
-    "llama_cpp": dict(n_threads=n_threads, n_gpu_layers=-1 if device == "cuda" else 0),
-}
+configs = experiment.model_configs(models, backends, quantizations)
 
 
 def measure(config):
-    lm = loading.load(config["model"], config["backend"], config["quantization"],
-                      **load_options[config["backend"]])
+    lm = loading.load(**config, **loading.device_options(config["backend"], device, n_threads, dtype))
     try:
         ids = lm.encode(prompt=input_text) if input_text else timing.filler_ids(lm, input_tokens)
         for rec in timing.benchmark(lm, input_ids=ids, max_new_tokens=max_new_tokens,
