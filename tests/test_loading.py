@@ -47,3 +47,35 @@ def test_backends_agree_on_the_first_greedy_tokens(model, agree, request):
         assert hf_lm.encode(prompt=prompt) == llama_lm.encode(prompt=prompt)
         a, b = _greedy_ids(hf_lm, prompt, agree), _greedy_ids(llama_lm, prompt, agree)
         assert a == b, prompt
+
+
+def test_an_explicit_device_map_is_passed_to_accelerate():
+    device_map = {"model": "cpu", "lm_head": "cpu"}  # per module, as for several GPUs
+    lm = loading.load("smollm2-135m-instruct", device_map=device_map, n_threads=2)
+    assert lm.device == "cpu"
+    rec = timing.generate(lm, prompt="Hello", max_new_tokens=2, force_length=True)
+    assert rec.output_tokens == 2
+
+
+@pytest.mark.gpu
+def test_an_explicit_map_splits_the_model_between_gpu_and_cpu():
+    device_map = {"model.embed_tokens": 0, "model.layers": 0, "model.norm": "cpu",
+                  "model.rotary_emb": "cpu", "lm_head": "cpu"}
+    lm = loading.load("smollm2-135m-instruct", device_map=device_map, dtype="float32")
+    assert set(lm.model.hf_device_map.values()) == {0, "cpu"}
+    rec = timing.generate(lm, prompt="Hello", max_new_tokens=2, force_length=True)
+    assert rec.output_tokens == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend,quantization", [("transformers", "none"), ("transformers", "4bit"),
+                                                  ("llama_cpp", "Q4_1")])
+def test_whole_model_on_the_gpu(backend, quantization):
+    lm = loading.load("smollm2-135m-instruct", backend, quantization,
+                      **loading.device_options(backend, "cuda"))
+    rec = timing.generate(lm, prompt="The capital of France is", max_new_tokens=8, force_length=True)
+    assert rec.output_tokens == 8
+    if backend == "transformers":
+        assert lm.on_cuda and rec.cuda_max_allocated_mb > 0 and rec.cuda_max_reserved_mb >= rec.cuda_max_allocated_mb
+    else:
+        assert lm.n_gpu_layers == -1
