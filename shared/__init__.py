@@ -7,6 +7,11 @@ llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
 timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
 machine   machine, versions and commit for every row
+experiment  run a list of configurations into a table: failures recorded, done ones skipped
+analysis  speed tables, the budget verdict, line fits, markdown tables
+plots     seaborn figures saved to res/
+report    generated blocks of an iteration report, refreshed from results (and checked)
+runbook   the main job: an iteration's notebooks under papermill, then its report
 metrics   the competition's SCS metric (sentence-t5-base, or the embedded MiniLM stand-in)
 prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any model
 validation  the lab's validation set: reproducible (text, prompt) pairs and their rewrites
