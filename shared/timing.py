@@ -125,6 +125,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
     with PeakMemory(cuda=lm.on_cuda) as mem:
         out = lm.timed_generate(input_ids, max_new_tokens, force_length, batch_size)
     n_out = len(out.new_ids)
+    stopped = not force_length and n_out > 0 and out.new_ids[-1] in lm.eos_ids
     decode_s = out.t_end - out.t_first
     total_s = out.t_end - out.t_start
     return GenerationRecord(
@@ -135,16 +136,16 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         prefill_s=out.t_first - out.t_start, decode_s=decode_s,
         decode_tok_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else float("nan"),
         total_s=total_s, throughput_tok_s=batch_size * n_out / total_s,
-        stop_reason="eos" if out.new_ids[-1:] and out.new_ids[-1] in lm.eos_ids and not force_length
-        else "length",
+        stop_reason="eos" if stopped else "length",
         peak_rss_mb=mem.rss_mb, cuda_max_allocated_mb=mem.cuda_allocated_mb,
         cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
         phase=phase, rep=rep)
 
 
 def benchmark(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
-              input_ids: Sequence[int] | None = None, max_new_tokens: int = 64, force_length: bool = True, batch_size: int = 1,
-              repetitions: int = 3, warmup: int = 1, progress: bool = False) -> list[GenerationRecord]:
+              input_ids: Sequence[int] | None = None, max_new_tokens: int = 64,
+              force_length: bool = True, batch_size: int = 1, repetitions: int = 3, warmup: int = 1,
+              progress: bool = False) -> list[GenerationRecord]:
     """`warmup` untimed-for-summary calls, then `repetitions` timed calls, every one recorded."""
     records = []
     steps = [("warmup", i) for i in range(warmup)] + [("timed", i) for i in range(repetitions)]
