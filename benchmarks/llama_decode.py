@@ -45,9 +45,7 @@ def main():
     def high_level() -> float:
         llm.reset()
         llm._ctx.kv_cache_clear()
-        t0 = t_first = None
-        count = 0
-        t0 = time.perf_counter()
+        t_first, count = None, 0
         for _ in llm.generate(ids, top_k=1, temp=0.0, reset=True):
             count += 1
             if count == 1:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
@@ -55,10 +54,6 @@ def eos_bars(df: pd.DataFrame, path: str | Path):
                     sharex=False, estimator="mean", errorbar="sd", height=3.0, aspect=1.5)
     g.set_titles("{col_name} per prompt")
     return save(g.figure, path)
-
-
-def close_all():
-    plt.close("all")
 
 
 def scs_bars(df: pd.DataFrame, path: str | Path):

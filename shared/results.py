@@ -84,14 +84,3 @@ def done_configs(path: str | Path, keys: list[str], machine_name: str | None = N
         return set()
     return {tuple(_clean(v) for v in row) for row in df[keys].itertuples(index=False)}
 
-
-def summarize(df: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Median, standard deviation and count of each metric over the timed repetitions."""
-    if "phase" in df:
-        df = df[df["phase"] == "timed"]
-    if "status" in df:
-        df = df[df["status"] == "ok"]
-    grouped = df.groupby(by, dropna=False)[metrics]
-    out = grouped.median().add_suffix("_median").join(grouped.std().add_suffix("_std"))
-    out["n"] = grouped.size()
-    return out.reset_index()

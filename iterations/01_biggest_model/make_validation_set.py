@@ -39,7 +39,6 @@ results_dir = "res/01_biggest_model"  # relative to the repository root
 redo = False                          # make the set again even if it exists
 
 # %%
-import pandas as pd
 from IPython.display import Markdown, display
 
 from shared import analysis, loading, results, validation
