@@ -2,6 +2,8 @@
 # make test  : the test suite on the embedded models
 # make lab   : JupyterLab on the repository
 # Each target sets up .venv on first use. PARAMS=gpu runs the big candidates on a CUDA box.
+# llama-cpp-python is built for this CPU by scripts/install_llama_cpp.sh (LLAMA_CMAKE_ARGS to
+# change the build, e.g. -DGGML_CUDA=on); a changed configuration rebuilds, an unchanged one is kept.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TORCH ?= torch==2.13.0
 PARAMS ?= cpu
@@ -9,15 +11,19 @@ ITERATION ?= iterations/01_biggest_model
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lab sync report bench
-setup: $(VENV)/.installed
+.PHONY: setup llama-cpp run test lab sync report bench
+setup: $(VENV)/.installed llama-cpp
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -e .
+	scripts/install_llama_cpp.sh $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
+
+llama-cpp: $(VENV)/.installed
+	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
 	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS)
@@ -26,7 +32,7 @@ test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lab: setup
-	$(VENV)/bin/jupyter lab
+	$(VENV)/bin/jupyter lab --allow-root $(LAB_ARGS)
 
 sync: setup
 	$(VENV)/bin/jupytext --sync $$(grep -l "^#   jupytext:" $(ITERATION)/*.py)

@@ -22,12 +22,14 @@ class LlamaCppModel(LoadedModel):
     backend = "llama_cpp"
     dtype = "gguf"
 
-    def __init__(self, spec, llm, load_s, n_threads, n_threads_batch, n_gpu_layers):
+    def __init__(self, spec, llm, load_s, n_threads, n_threads_batch, n_gpu_layers, flash_attn):
         import llama_cpp
         self.spec, self.name, self.llm, self.load_s = spec, spec.name, llm, load_s
         self.quantization = spec.quantization
         self.runtime = f"llama.cpp {spec.quantization}"
         self.n_threads, self.n_threads_batch, self.n_gpu_layers = n_threads, n_threads_batch, n_gpu_layers
+        self.flash_attn = flash_attn
+        self.n_batch, self.n_ubatch = llm.context_params.n_batch, llm.context_params.n_ubatch
         self.device = "cpu" if n_gpu_layers == 0 else f"gpu ({n_gpu_layers} layers)"
         self.context_length = llm.n_ctx()
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
@@ -90,14 +92,27 @@ class LlamaCppModel(LoadedModel):
         self.llm.close()
 
 
+# llama-bench's defaults (tools/llama-bench/llama-bench.cpp, cmd_params_defaults): flash attention
+# on where the backend supports it ("auto"; llama-cpp-python can only say on or off, and the CPU
+# and CUDA backends support it), logical batch 2048, physical batch (ubatch) 512. llama-cpp-python's
+# own defaults (flash attention off, batch 512) prefilled slower (benchmarks/llama_bench_compare.py).
+LLAMA_BENCH_DEFAULTS = {"flash_attn": True, "n_batch": 2048, "n_ubatch": 512}
+
+
 def load(spec: catalog.ModelSpec, n_threads: int | None = None, n_threads_batch: int | None = None,
-         n_gpu_layers: int = 0, n_ctx: int | None = None) -> LlamaCppModel:
+         n_gpu_layers: int = 0, n_ctx: int | None = None, flash_attn: bool | None = None,
+         n_batch: int | None = None, n_ubatch: int | None = None) -> LlamaCppModel:
+    """Load a GGUF file; unset options take llama-bench's defaults (LLAMA_BENCH_DEFAULTS),
+    threads default to every core (os.cpu_count())."""
     from llama_cpp import Llama
     path = catalog.resolve(spec)
     n_threads = n_threads or os.cpu_count()
     n_threads_batch = n_threads_batch or n_threads
+    flash_attn = LLAMA_BENCH_DEFAULTS["flash_attn"] if flash_attn is None else flash_attn
     t0 = time.perf_counter()
     llm = Llama(model_path=str(path), n_ctx=n_ctx or min(spec.context_length or 4096, 4096),
                 n_threads=n_threads, n_threads_batch=n_threads_batch, n_gpu_layers=n_gpu_layers,
-                verbose=False)
-    return LlamaCppModel(spec, llm, time.perf_counter() - t0, n_threads, n_threads_batch, n_gpu_layers)
+                flash_attn=flash_attn, n_batch=n_batch or LLAMA_BENCH_DEFAULTS["n_batch"],
+                n_ubatch=n_ubatch or LLAMA_BENCH_DEFAULTS["n_ubatch"], verbose=False)
+    return LlamaCppModel(spec, llm, time.perf_counter() - t0, n_threads, n_threads_batch,
+                         n_gpu_layers, flash_attn)

@@ -31,6 +31,9 @@ class LoadedModel:
     device: str
     n_threads: int | None = None
     n_gpu_layers: int | None = None
+    flash_attn: bool | None = None   # llama.cpp context options; None where they do not apply
+    n_batch: int | None = None
+    n_ubatch: int | None = None
     context_length: int | None
     eos_ids: set[int]
     load_s: float
@@ -92,7 +95,8 @@ def load(model: str, backend: str = "transformers", quantization: str = "none", 
 
     transformers: dtype ("float32", "float16", "bfloat16"; default float16 on CUDA, float32 on
     CPU), device_map ("auto", "cpu", "cuda:0" or an explicit {module: device} map), n_threads.
-    llama_cpp: n_threads, n_threads_batch, n_gpu_layers (-1 = all), n_ctx.
+    llama_cpp: n_threads, n_threads_batch, n_gpu_layers (-1 = all), n_ctx, flash_attn, n_batch,
+    n_ubatch (unset: llama-bench's defaults, see llamacpp.LLAMA_BENCH_DEFAULTS).
     """
     spec = catalog.get(model)
     check(spec, backend, quantization)

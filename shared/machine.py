@@ -11,6 +11,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,6 +53,24 @@ def git_commit() -> str:
         return "unknown"
 
 
+def llama_cpp_build() -> str:
+    """The llama.cpp build's CPU features, as `llama_print_system_info()` prints them
+    ("CPU : SSE3 = 1 | AVX2 = 1 | AVX512 = 1 | ..."), so a number can be traced to the build
+    that made it; empty without llama-cpp-python."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return ""
+    return llama_cpp.llama_print_system_info().decode(errors="replace").strip()
+
+
+def llama_cpp_cmake_args() -> str:
+    """The CMake arguments scripts/install_llama_cpp.sh built the installed llama-cpp-python
+    with (recorded in the environment's prefix); empty for a build made another way."""
+    path = Path(sys.prefix) / ".llama_cpp_build_args"
+    return path.read_text().strip() if path.exists() else ""
+
+
 def version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -73,6 +92,8 @@ def _static_info() -> dict:
         "gpus": ", ".join(gpus),
         "python": platform.python_version(),
         "git_commit": git_commit(),
+        "llama_cpp_build": llama_cpp_build(),
+        "llama_cpp_cmake_args": llama_cpp_cmake_args(),
     }
     info.update({f"{name.replace('-', '_')}_version": version(name) for name in LIBRARIES})
     return info

@@ -33,6 +33,9 @@ class GenerationRecord:
     device: str
     n_threads: int | None
     n_gpu_layers: int | None
+    flash_attn: bool | None      # llama.cpp context options (None for transformers)
+    n_batch: int | None          # llama.cpp logical batch: prompt tokens per decode call
+    n_ubatch: int | None         # llama.cpp physical batch: tokens per compute graph
     batch_size: int
     input_tokens: int            # per sequence, counted by the model's tokenizer
     output_tokens: int           # new tokens per sequence, EOS included when it stopped there
@@ -131,6 +134,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
     return GenerationRecord(
         model=lm.name, backend=lm.backend, runtime=lm.runtime, quantization=lm.quantization,
         dtype=lm.dtype, device=lm.device, n_threads=lm.n_threads, n_gpu_layers=lm.n_gpu_layers,
+        flash_attn=lm.flash_attn, n_batch=lm.n_batch, n_ubatch=lm.n_ubatch,
         batch_size=batch_size, input_tokens=len(input_ids), output_tokens=n_out,
         max_new_tokens=max_new_tokens, force_length=force_length,
         prefill_s=out.t_first - out.t_start, decode_s=decode_s,
