@@ -1,0 +1,422 @@
+"""Calibrating the roofline model on measured rows, and checking it by leave-one-out.
+
+Nothing here is typed: per runtime family (llama.cpp, transformers, bitsandbytes, ...) and
+hardware, the decode efficiency and per-token overhead are fitted to measured decode rates,
+the prefill efficiency and overhead to measured prefill times, and the runtime's memory
+overhead to measured peak memory. The rows are this lab's own (res/01_biggest_model/speed.jsonl
+and length_scaling.jsonl, read with shared.results) and the published rows of
+data/published_speeds.yaml, each with its source.
+
+Fit (decode; prefill alike with FLOPs and peak FLOP/s): step seconds t = a x bytes + c with
+a = 1 / (efficiency x bandwidth), least squares on relative error (each point weighted by
+1/t), a > 0, c >= 0. A group whose points barely differ in bytes cannot separate a from c:
+it takes c from the family's other fits on the same kind of hardware (their median) and fits
+a alone. Hardware without rows borrows, in this order: the card named by `calibrate_like` in
+hardware.yaml, the median of the family's fits on that kind of hardware, the same hardware in
+another family; every Calibration names the rows it came from.
+
+Leave-one-out: each configuration (model x quantization x runtime x hardware) is left out in
+turn, the constants refitted on the rest, and its rows predicted: absolute percentage errors
+of decode tok/s, prefill seconds and memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import analysis, results, roofline
+from .roofline import GB, Calibration, Hardware
+
+PUBLISHED_FILE = Path(__file__).parent / "data" / "published_speeds.yaml"
+LAB_TABLES = ("speed", "length_scaling")
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+    """One measured point: a configuration at one input / output length (medians of its rows)."""
+    dataset: str                 # lab | published
+    config: str                  # the unit left out by leave-one-out
+    family: str
+    hardware: str                # hardware key (GPU) or machine (CPU)
+    hardware_label: str
+    kind: str                    # gpu | cpu
+    model: str
+    quantization: str | None
+    input_tokens: int
+    output_tokens: int
+    bytes_per_token: float       # read per decode step (roofline facts), bytes
+    bandwidth: float             # bytes/s
+    decode_tok_s: float
+    prefill_flops: float | None = None
+    peak_flops: float | None = None
+    prefill_s: float | None = None
+    resident_bytes: float | None = None   # weights + KV at the full context
+    memory_gb: float | None = None        # measured peak (model share, else process)
+    source: str = ""
+    fit: bool = True
+    rows: int = 1
+
+
+# ---------------------------------------------------------------------------------------------
+# observations
+
+def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
+    """The published rows (data/published_speeds.yaml) as observations."""
+    out = []
+    for i, r in enumerate(yaml.safe_load(Path(path).read_text())):
+        hw = roofline.hardware(r["hardware"])
+        kv = 0.0
+        if r.get("arch"):
+            kv = roofline.architecture(r["arch"]).kv_bytes_per_token(16) * r["context_tokens"]
+        out.append(Observation(
+            dataset="published", config=f"published #{i + 1}", family=r["family"], hardware=hw.key,
+            hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
+            input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=r["weights_gb"] * GB + kv,
+            bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"], source=r["source"],
+            fit=r.get("fit", True)))
+    return out
+
+
+def lab_rows(results_dir: str | Path) -> pd.DataFrame:
+    """Successful timed batch-1 rows of the lab's speed tables."""
+    frames = [analysis.ok_timed(results.read(Path(results_dir) / f"{t}.jsonl")).assign(table=t)
+              for t in LAB_TABLES]
+    df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
+    if df.empty:
+        return df
+    return df[df["batch_size"].eq(1)]
+
+
+def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[Observation], list[str]]:
+    """This lab's rows as observations (medians per configuration and lengths), and the
+    configurations skipped with the reason (hardware not measured, model facts missing)."""
+    df = lab_rows(results_dir)
+    out, skipped = [], []
+    if df.empty:
+        return out, skipped
+    df = df.assign(quant=[roofline.quantization_of_row(r) for r in df.to_dict("records")])
+    if "rss_before_load_mb" in df:
+        model_share = df["peak_rss_mb"] - pd.to_numeric(df["rss_before_load_mb"], errors="coerce")
+        df = df.assign(memory_mb=model_share.fillna(df["peak_rss_mb"]))
+    else:
+        df = df.assign(memory_mb=df["peak_rss_mb"])
+    for (machine, model, quant), g in df.groupby(["machine", "model", "quant"]):
+        try:
+            hw = roofline.hardware(machine, peaks)
+            arch = roofline.architecture(model)
+            q = roofline.quantization(quant)
+        except roofline.RooflineError as e:
+            skipped.append(f"{model} {quant} on {analysis.machine_label(machine)}: {e}")
+            continue
+        cbits = roofline.compute_bits(q, hw)
+        kv = arch.kv_bytes_per_token(q.bits("kv_bits", cbits))
+        weights_read = roofline.weight_bytes(arch, q, cbits, per_token=True)
+        resident = roofline.weight_bytes(arch, q, cbits, per_token=False)
+        config = f"{model} · {quant} · {hw.label}"
+        for (n_in, n_out), p in g.groupby(["input_tokens", "output_tokens"]):
+            out.append(Observation(
+                dataset="lab", config=config, family=q.family, hardware=hw.key, hardware_label=hw.label,
+                kind=hw.kind, model=model, quantization=quant, input_tokens=int(n_in), output_tokens=int(n_out),
+                bytes_per_token=weights_read + kv * (n_in + n_out / 2), bandwidth=hw.bandwidth_gb_s * GB,
+                decode_tok_s=float(p["decode_tok_s"].median()),
+                prefill_flops=roofline.prefill_flops(arch, int(n_in)),
+                peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
+                prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
+                memory_gb=float(p["memory_mb"].median()) * 2**20 / GB,
+                source=f"{', '.join(sorted(p['table'].unique()))}.jsonl ({len(p)} rows)", rows=len(p)))
+    return out, skipped
+
+
+# ---------------------------------------------------------------------------------------------
+# fitting
+
+@dataclasses.dataclass(frozen=True)
+class Fit:
+    """t = x / (efficiency x peak) + overhead_s fitted on some observations."""
+    efficiency: float
+    overhead_s: float
+    points: int
+    configs: tuple[str, ...]
+    method: str                  # "slope and intercept" | "slope, intercept from the family"
+
+
+def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float = 1.25) -> tuple[float, float, str]:
+    """Fit t = x / (efficiency x peak) + overhead (x: bytes or FLOPs; t: seconds; peak: per s).
+
+    Least squares on relative error. With x spread below `min_spread` (max / min), the
+    overhead is `prior_overhead` and only the efficiency is fitted. Returns (efficiency,
+    overhead_s, method).
+    """
+    x, t = np.asarray(x, float), np.asarray(t, float)
+    if len(x) >= 2 and x.max() / x.min() >= min_spread:
+        design = np.column_stack([x / t, 1 / t])
+        (a, c), *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+        if a > 0 and c >= 0:
+            return 1 / (a * peak), float(c), "slope and intercept"
+        if a > 0:  # negative intercept: no overhead
+            prior_overhead, method = 0.0, "slope, no intercept"
+        else:
+            method = "slope, intercept from the family"
+    else:
+        method = "slope, intercept from the family" if prior_overhead else "slope only"
+    c = prior_overhead if np.all(t > prior_overhead) else 0.0
+    w = x / t
+    a = float((w * (1 - c / t)).sum() / (w * w).sum())
+    return 1 / (a * peak), float(c), method
+
+
+def _median(values) -> float:
+    return float(np.median(list(values))) if values else 0.0
+
+
+class Calibrator:
+    """Fits of every (family, hardware) group of `observations`, and calibrations from them."""
+
+    def __init__(self, observations: list[Observation], hardware_of: dict[str, Hardware]):
+        self.observations = [o for o in observations if o.fit]
+        self.hardware_of = hardware_of
+        self.decode = self._fit_all("decode")
+        self.prefill = self._fit_all("prefill")
+        self.memory = self._fit_memory()
+
+    def _points(self, o: Observation, what: str):
+        if what == "decode":
+            return o.bytes_per_token, 1 / o.decode_tok_s, o.bandwidth
+        if o.prefill_s is None or o.prefill_flops is None:
+            return None
+        return o.prefill_flops, o.prefill_s, o.peak_flops
+
+    def _fit_all(self, what: str) -> dict[tuple[str, str], Fit]:
+        groups: dict[tuple[str, str], list] = {}
+        for o in self.observations:
+            p = self._points(o, what)
+            if p is not None:
+                groups.setdefault((o.family, o.hardware), []).append((o, p))
+        fits, deferred = {}, []
+        for key, items in groups.items():
+            x, t, peak = zip(*(p for _, p in items))
+            configs = tuple(sorted({o.config for o, _ in items}))
+            eff, c, method = fit_line(x, t, peak[0])
+            if method == "slope and intercept":
+                fits[key] = Fit(eff, c, len(items), configs, method)
+            else:
+                deferred.append((key, x, t, peak[0], configs))
+        for key, x, t, peak, configs in deferred:  # borrow the intercept from the family's fits
+            kind = self.hardware_of[key[1]].kind
+            same_family = {k: f for k, f in fits.items() if k[0] == key[0]}
+            same_kind = [f.overhead_s for k, f in same_family.items() if self.hardware_of[k[1]].kind == kind]
+            prior = _median(same_kind or [f.overhead_s for f in same_family.values()])
+            eff, c, method = fit_line(x, t, peak, prior_overhead=prior)
+            fits[key] = Fit(eff, c, len(x), configs, method)
+        return fits
+
+    def _fit_memory(self) -> dict[tuple[str, str], Fit]:
+        groups: dict[tuple[str, str], list[Observation]] = {}
+        for o in self.observations:
+            if o.memory_gb is not None and o.resident_bytes is not None:
+                groups.setdefault((o.family, o.hardware), []).append(o)
+        return {key: Fit(1.0, _median(o.memory_gb - o.resident_bytes / GB for o in obs), len(obs),
+                         tuple(sorted({o.config for o in obs})), "median of measured - weights - KV")
+                for key, obs in groups.items()}
+
+    def _lookup(self, fits: dict, family: str, hw: Hardware, cross_kind: bool) -> tuple[Fit | None, str]:
+        """The fit for (family, hw), or what it borrows, with a sentence saying which."""
+        def describe(fit: Fit, where: str) -> str:
+            return (f"{where}: eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms; "
+                    f"{fit.points} points of {'; '.join(fit.configs)}")
+        if (family, hw.key) in fits:
+            return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}")
+        like = hw.calibrate_like
+        if like and (family, like) in fits:
+            label = self.hardware_of[like].label
+            return fits[(family, like)], describe(fits[(family, like)], f"{family} on {label} ({hw.label} unmeasured)")
+        same_kind = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
+        if same_kind:
+            pooled = Fit(_median(f.efficiency for f in same_kind), _median(f.overhead_s for f in same_kind),
+                         sum(f.points for f in same_kind), tuple(sorted({c for f in same_kind for c in f.configs})),
+                         "median")
+            return pooled, (f"median of {len(same_kind)} {family} {hw.kind.upper()} fits ({hw.label} unmeasured): "
+                            f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms")
+        for other in ("llama.cpp", "transformers", "bitsandbytes"):
+            for h in (hw.key, like):
+                if h and (other, h) in fits and other != family:
+                    label = self.hardware_of[h].label
+                    return fits[(other, h)], describe(fits[(other, h)], f"no {family} row on {label}: {other} on {label}")
+        if cross_kind:
+            other_kind = [f for (fam, h), f in fits.items() if fam == family]
+            if other_kind:
+                pooled = Fit(_median(f.efficiency for f in other_kind), _median(f.overhead_s for f in other_kind),
+                             sum(f.points for f in other_kind), tuple(sorted({c for f in other_kind for c in f.configs})),
+                             "median")
+                return pooled, (f"no {family} {hw.kind.upper()} row: median of its other fits, eff "
+                                f"{pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms "
+                                f"({'; '.join(pooled.configs)})")
+        return None, ""
+
+    def calibration(self, family: str, hw: Hardware, decode_error_pct: float | None = None) -> Calibration:
+        """The Calibration of `family` on `hw`, each constant with the rows it came from."""
+        d, d_rows = self._lookup(self.decode, family, hw, cross_kind=False)
+        p, p_rows = self._lookup(self.prefill, family, hw, cross_kind=True)
+        m, m_rows = (None, "")
+        if (family, hw.key) in self.memory or (hw.calibrate_like and (family, hw.calibrate_like) in self.memory):
+            m, m_rows = self._lookup(self.memory, family, hw, cross_kind=False)
+        return Calibration(
+            decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
+            prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
+            memory_overhead_gb=m.overhead_s if m else 0.0,
+            decode_rows=d_rows or roofline.CEILING.decode_rows, prefill_rows=p_rows or roofline.CEILING.prefill_rows,
+            memory_rows=(m_rows.replace("overhead", "runtime memory").replace(" ms", " GB x1e-3") if m else
+                         "none: weights + KV only (no measured memory row on this hardware)"),
+            decode_error_pct=decode_error_pct)
+
+    def predict(self, o: Observation) -> dict:
+        """Decode tok/s, prefill s and memory GB predicted for an observation's configuration."""
+        hw = self.hardware_of[o.hardware]
+        c = self.calibration(o.family, hw)
+        out = {"decode_tok_s": 1 / (o.bytes_per_token / (c.decode_efficiency * o.bandwidth) + c.decode_overhead_s)}
+        if o.prefill_flops is not None and o.peak_flops:
+            out["prefill_s"] = o.prefill_flops / (c.prefill_efficiency * o.peak_flops) + c.prefill_overhead_s
+        if o.resident_bytes is not None:
+            out["memory_gb"] = o.resident_bytes / GB + c.memory_overhead_gb
+        out["decode_calibration"] = c.decode_rows
+        return out
+
+
+def hardware_index(observations: list[Observation], peaks: list[dict]) -> dict[str, Hardware]:
+    """Every hardware the observations (and hardware.yaml) name, by key."""
+    index = dict(roofline.hardware_table())
+    for o in observations:
+        if o.hardware not in index:
+            index[o.hardware] = roofline.hardware(o.hardware, peaks)
+    return index
+
+
+def leave_one_out(observations: list[Observation], peaks: list[dict]) -> pd.DataFrame:
+    """Each configuration predicted by constants fitted without it: one row per observation
+    with measured, predicted and absolute percentage error of decode, prefill and memory."""
+    index = hardware_index(observations, peaks)
+    rows = []
+    for config in dict.fromkeys(o.config for o in observations):
+        cal = Calibrator([o for o in observations if o.config != config], index)
+        for o in (o for o in observations if o.config == config):
+            pred = cal.predict(o)
+            row = {"dataset": o.dataset, "config": config, "family": o.family, "hardware": o.hardware_label,
+                   "model": o.model, "quantization": o.quantization, "input_tokens": o.input_tokens,
+                   "output_tokens": o.output_tokens, "bytes_per_token_gb": o.bytes_per_token / GB,
+                   "in_fit": o.fit, "source": o.source, "calibrated_by": pred["decode_calibration"]}
+            for metric in ("decode_tok_s", "prefill_s", "memory_gb"):
+                measured, predicted = getattr(o, metric), pred.get(metric)
+                row[f"{metric}_measured"], row[f"{metric}_predicted"] = measured, predicted
+                row[f"{metric}_err_pct"] = (abs(predicted / measured - 1) * 100
+                                            if measured and predicted is not None else None)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def accuracy(loo: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
+    """Median and worst absolute percentage error of each metric (per `by` groups, by
+    configuration: each configuration's rows count once, as their median)."""
+    if loo.empty:
+        return pd.DataFrame()
+    by = by or ["dataset"]
+    per_config = loo.groupby(by + ["config"]).median(numeric_only=True).reset_index()
+    out = []
+    for keys, g in per_config.groupby(by):
+        row = dict(zip(by, keys if isinstance(keys, tuple) else (keys,)))
+        row["configs"] = len(g)
+        for metric in ("decode_tok_s", "prefill_s", "memory_gb"):
+            err = g[f"{metric}_err_pct"].dropna()
+            row[f"{metric}_median_err_pct"] = err.median() if len(err) else None
+            row[f"{metric}_worst_err_pct"] = err.max() if len(err) else None
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+@functools.cache
+def _cached(results_dir: str, peaks_key: tuple) -> tuple:
+    peaks = [dict(p) for p in peaks_key]
+    lab, skipped = lab_observations(results_dir, peaks)
+    published = published_observations()
+    observations = lab + published
+    index = hardware_index(observations, peaks)
+    return observations, skipped, Calibrator(observations, index), index
+
+
+def calibrate(results_dir: str | Path, peaks: list[dict]):
+    """(observations, skipped configurations, Calibrator on all of them, hardware index)."""
+    key = tuple(tuple(sorted((k, v) for k, v in p.items() if isinstance(v, (str, int, float, type(None)))))
+                for p in peaks)
+    return _cached(str(results_dir), key)
+
+
+# ---------------------------------------------------------------------------------------------
+# the seed's speed table against physics
+
+SEED_FILE = Path(__file__).parent / "data" / "seed_speeds.yaml"
+
+
+def implied_efficiency(decode_tok_s: float, bytes_per_token: float, bandwidth_gb_s: float) -> float:
+    """tok/s x bytes per token / bandwidth: the fraction of the bandwidth a decode rate needs
+    (with no overhead; speed_facts.md s4)."""
+    return decode_tok_s * bytes_per_token / (bandwidth_gb_s * GB)
+
+
+def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = SEED_FILE) -> pd.DataFrame:
+    """Every cell of the seed's speed table under each hardware its column could mean.
+
+    Per cell and hypothesis: bytes read per token (weights + KV at `context_tokens`), the
+    implied bandwidth efficiency, whether the model fits the hardware's memory, the calibrated
+    prediction and measured / predicted. A cell is `plausible` when it fits and its implied
+    efficiency is at most the highest of any published llama.cpp row (the physics ceiling the
+    evidence shows).
+    """
+    seed = yaml.safe_load(Path(path).read_text())
+    ceiling = max(implied_efficiency(o.decode_tok_s, o.bytes_per_token, o.bandwidth / GB)
+                  for o in published_observations() if o.fit)
+    rows = []
+    for cell in seed["cells"]:
+        column = seed["columns"][cell["column"]]
+        quant = cell.get("quantization", column["quantization"])
+        for key in column["hypotheses"]:
+            hw = roofline.hardware(key)
+            cal = calibrator.calibration(column["family"], hw)
+            p = roofline.predict(cell["model"], quant, hw, input_tokens=context_tokens, output_tokens=1,
+                                 calibration=cal, name=cell["model"])
+            eff = implied_efficiency(cell["decode_tok_s"], p.bytes_per_token_gb * GB, hw.bandwidth_gb_s)
+            rows.append({"column": cell["column"], "model": cell["model"], "quantization": quant,
+                         "seed_tok_s": cell["decode_tok_s"], "hypothesis": hw.label,
+                         "bytes_per_token_gb": p.bytes_per_token_gb, "implied_eff": eff,
+                         "memory_gb": p.memory_gb, "memory_available_gb": p.memory_available_gb,
+                         "fits": p.fits_memory, "predicted_tok_s": p.decode_tok_s,
+                         "seed_over_predicted": cell["decode_tok_s"] / p.decode_tok_s,
+                         "plausible": bool(p.fits_memory is not False and eff <= ceiling),
+                         "calibration": cal.decode_rows, "note": cell.get("quantization_note", "")})
+    out = pd.DataFrame(rows)
+    out.attrs["efficiency_ceiling"] = ceiling
+    return out
+
+
+def seed_verdicts(check: pd.DataFrame) -> pd.DataFrame:
+    """Per seed column and hypothesis: cells that are plausible, and how far the calibrated
+    model is from the seed's numbers (median |log(seed / predicted)|, as a factor). Supported:
+    every cell plausible and a factor within 10% of the best such hypothesis (ties are kept:
+    the evidence does not separate them)."""
+    rows = []
+    for (column, hyp), g in check.groupby(["column", "hypothesis"], sort=False):
+        factor = float(np.exp(np.median(np.abs(np.log(g["seed_over_predicted"])))))
+        rows.append({"column": column, "hypothesis": hyp, "cells": len(g),
+                     "plausible": int(g["plausible"].sum()), "no_fit": int((g["fits"] == False).sum()),  # noqa: E712
+                     "max_implied_eff": g["implied_eff"].max(), "median_factor_off": factor})
+    out = pd.DataFrame(rows)
+    out["supported"] = False
+    for column, g in out.groupby("column", sort=False):
+        ok = g[g["plausible"] == g["cells"]]
+        if not ok.empty:
+            best = ok["median_factor_off"].min()
+            out.loc[ok.index[ok["median_factor_off"] <= 1.1 * best], "supported"] = True
+    return out

@@ -1,0 +1,425 @@
+"""The roofline model of LLM inference: bytes per token, decode speed, prefill time, memory.
+
+Batch-1 decoding reads every active weight (and the KV cache) once per generated token and
+does about 2 FLOPs per weight read, an arithmetic intensity far below any GPU's or CPU's
+ridge point, so decode is bound by memory bandwidth; prefill processes all input tokens in
+one pass and is bound by compute (Williams et al., "Roofline", CACM 2009; the same argument in
+Pope et al., "Efficiently Scaling Transformer Inference", 2022, and in llama.cpp discussions).
+
+    decode step  t = bytes_per_step / (efficiency x bandwidth) + overhead     (s)
+    decode rate  1 / t                                                       (tokens/s per sequence)
+    prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
+    memory       weights + KV cache (context x batch) + runtime overhead     (GB)
+
+Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows
+and hands a `Calibration` to `predict`, which says which rows calibrated each number. The facts
+are data files: hardware.yaml (GPUs), data/quantization.yaml (bits per weight), the catalog's
+`architecture:` blocks (models.yaml), and this machine's measured peaks (shared/peaks.py).
+"GB" is 1e9 bytes throughout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from pathlib import Path
+
+import yaml
+
+from . import catalog
+from .catalog import LabError
+
+HARDWARE_FILE = Path(__file__).with_name("hardware.yaml")
+QUANTIZATION_FILE = Path(__file__).parent / "data" / "quantization.yaml"
+GB = 1e9
+
+
+class RooflineError(LabError):
+    """A prediction cannot be made: unknown hardware or quantization, missing model facts."""
+
+
+# ---------------------------------------------------------------------------------------------
+# hardware
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """One machine: a GPU type (times `count`) from hardware.yaml, or a measured CPU."""
+    key: str
+    label: str                       # short name: "P4", "2xT4", "AMD EPYC 2c"
+    kind: str                        # gpu | cpu
+    count: int                       # devices; a layer split adds memory, not bandwidth
+    memory_gb: float | None          # per device (GB); None where not retrieved
+    bandwidth_gb_s: float            # per device (GB/s): one sequence sees one device's
+    peak_tflops: dict                # precision (fp32, fp16, int8) -> dense TFLOP/s per device
+    fast_fp16: bool = False
+    tensor_cores: bool = False
+    dp4a: bool = False
+    calibrate_like: str | None = None
+    source: str = ""
+
+    @property
+    def total_memory_gb(self) -> float | None:
+        return None if self.memory_gb is None else self.memory_gb * self.count
+
+    def peak_flops(self, precision: str) -> float:
+        """Peak FLOP/s (not TFLOP/s) in `precision`; RooflineError listing the known ones."""
+        if precision not in self.peak_tflops:
+            raise RooflineError(f"{self.label}: no peak FLOP/s for {precision!r} in {self.source or HARDWARE_FILE}; "
+                                f"known: {', '.join(self.peak_tflops) or 'none'}")
+        return self.peak_tflops[precision] * 1e12
+
+
+@functools.cache
+def hardware_table(path: Path = HARDWARE_FILE) -> dict[str, Hardware]:
+    """The GPUs of hardware.yaml by key."""
+    entries = yaml.safe_load(Path(path).read_text())
+    return {key: Hardware(key=key, kind="gpu", **{k: v for k, v in e.items()}) for key, e in entries.items()}
+
+
+def cpu_from_peaks(row: dict) -> Hardware:
+    """A CPU as the lab measured it (a row of machine_peaks.jsonl, see shared/peaks.py)."""
+    from .analysis import machine_label
+    return Hardware(key=row["machine"], label=machine_label(row["machine"]), kind="cpu", count=1,
+                    memory_gb=row.get("memory_total_gb"), bandwidth_gb_s=row["triad_gb_s"],
+                    peak_tflops={"fp32": row["matmul_fp32_tflops"]},
+                    source=f"measured by shared/peaks.py on {row.get('timestamp', '?')[:10]} "
+                           f"({row.get('threads')} threads; {row.get('matmul_library', 'torch')})")
+
+
+def hardware(name: str, peaks: list[dict] | None = None) -> Hardware:
+    """A Hardware by hardware.yaml key, label ("T4", "2xT4") or a result row's `machine`.
+
+    CPUs come from measured peaks (rows of shared/peaks.py: pass them as `peaks`). Raises
+    RooflineError listing what is known.
+    """
+    from .analysis import machine_label
+    table = hardware_table()
+    if name in table:
+        return table[name]
+    by_label = {h.label.lower(): h for h in table.values()}
+    for candidate in (name, machine_label(name)):
+        if candidate.lower() in by_label:
+            return by_label[candidate.lower()]
+    for row in peaks or []:
+        if name in (row["machine"], machine_label(row["machine"])):
+            return cpu_from_peaks(row)
+    measured = sorted({r["machine"] for r in peaks or []})
+    raise RooflineError(f"unknown hardware {name!r}. Known GPUs ({HARDWARE_FILE.name}): "
+                        f"{', '.join(h.label for h in table.values())}; measured CPUs: "
+                        f"{', '.join(measured) or 'none (run shared.peaks.measure on the machine)'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# quantization
+
+@dataclasses.dataclass(frozen=True)
+class Quantization:
+    """How weights are stored (data/quantization.yaml). Bits may be "compute": the dtype the
+    runtime computes in (16 on a GPU, 32 on this lab's CPU runs)."""
+    key: str
+    family: str                      # llama.cpp | transformers | bitsandbytes
+    bpw: float                       # bits per weight of the matmul weights
+    embedding_bpw: float | str
+    lm_head_bpw: float | str
+    kv_bits: float | str
+    source: str
+
+    def bits(self, field: str, compute_bits: int) -> float:
+        value = getattr(self, field)
+        return compute_bits if value == "compute" else float(value)
+
+
+@functools.cache
+def quantization_table(path: Path = QUANTIZATION_FILE) -> dict[str, Quantization]:
+    entries = yaml.safe_load(Path(path).read_text())
+    return {key: Quantization(key=key, **e) for key, e in entries.items()}
+
+
+def quantization(key: str) -> Quantization:
+    table = quantization_table()
+    if key not in table:
+        raise RooflineError(f"unknown quantization {key!r}; known ({QUANTIZATION_FILE.name}): {', '.join(table)}")
+    return table[key]
+
+
+def quantization_of_row(row: dict) -> str:
+    """The quantization key of a result row: llama.cpp rows carry the GGUF type; transformers
+    rows carry none / 8bit / 4bit and a dtype."""
+    if row.get("backend") == "llama_cpp":
+        return str(row["quantization"])
+    q = str(row.get("quantization", "none"))
+    if q in ("8bit", "4bit"):
+        return f"bnb-{q}"
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(str(row.get("dtype")), "fp32")
+
+
+# ---------------------------------------------------------------------------------------------
+# architecture
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """What the roofline needs of a model (the catalog's `architecture:` block).
+
+    params_total_b / params_active_b: parameters resident / used per token (MoE: top-k experts),
+    in billions, embeddings included. gguf_*: facts of the catalog's own GGUF file (its
+    tensors' bytes), used instead of bits-per-weight estimates when predicting that file.
+    """
+    layers: int
+    hidden_size: int
+    attention_heads: int
+    kv_heads: int
+    head_dim: int
+    ffn_size: int
+    vocab_size: int
+    tied_embeddings: bool
+    params_total_b: float
+    params_active_b: float
+    source: str
+    experts: int = 1
+    experts_per_token: int = 1
+    gguf_file_type: str | None = None
+    gguf_tensor_bytes: int | None = None       # all tensors of the file
+    gguf_bytes_per_token: int | None = None    # tensors read per token (all but an untied token_embd)
+
+    @property
+    def embedding_params(self) -> float:
+        return self.vocab_size * self.hidden_size
+
+    @property
+    def lm_head_params(self) -> float:
+        """Parameters of a separate output matrix (0 when tied to the embedding)."""
+        return 0 if self.tied_embeddings else self.vocab_size * self.hidden_size
+
+    def block_params(self, active: bool = True) -> float:
+        """Parameters of the transformer blocks (attention, MLP / experts, norms)."""
+        total = (self.params_active_b if active else self.params_total_b) * 1e9
+        return total - self.embedding_params - self.lm_head_params
+
+    def kv_bytes_per_token(self, kv_bits: float = 16) -> float:
+        """KV cache per token of context: 2 (K and V) x layers x KV heads x head dim x bytes."""
+        return 2 * self.layers * self.kv_heads * self.head_dim * kv_bits / 8
+
+
+REQUIRED = [f.name for f in dataclasses.fields(Architecture) if f.default is dataclasses.MISSING]
+
+
+def architecture(model: str | catalog.ModelSpec) -> Architecture:
+    """The Architecture of a catalog model; RooflineError naming what is missing."""
+    spec = model if isinstance(model, catalog.ModelSpec) else catalog.get(model)
+    block = spec.architecture or {}
+    missing = [name for name in REQUIRED if name not in block]
+    if missing:
+        raise RooflineError(f"{spec.name}: the catalog ({catalog.CATALOG_FILE.name}) has no architecture facts "
+                            f"{', '.join(missing)}; add an `architecture:` block with {', '.join(REQUIRED)} "
+                            "(from the GGUF: roofline.architecture_from_gguf, or config.json, with a source)")
+    known = {f.name for f in dataclasses.fields(Architecture)}
+    return Architecture(**{k: v for k, v in block.items() if k in known})
+
+
+def architecture_from_gguf(path: str | Path) -> dict:
+    """The architecture block of a GGUF file, read from its metadata and tensor table.
+
+    Parameter counts are the sum of the tensors' elements; `gguf_bytes_per_token` leaves out
+    an untied token_embd (the lookup reads one row a token).
+    """
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+
+    def field(key, default=None):
+        f = reader.fields.get(key)
+        return default if f is None else f.contents()
+
+    arch = field("general.architecture")
+    embd = next(t for t in reader.tensors if t.name == "token_embd.weight")
+    hidden, vocab = (int(x) for x in embd.shape[:2])
+    tied = not any(t.name == "output.weight" for t in reader.tensors)
+    heads = int(field(f"{arch}.attention.head_count"))
+    experts = int(field(f"{arch}.expert_count", 0) or 1)
+    used = int(field(f"{arch}.expert_used_count", 0) or 1)
+    total = sum(int(t.n_elements) for t in reader.tensors)
+    expert_params = sum(int(t.n_elements) for t in reader.tensors if "_exps" in t.name)
+    active = total - expert_params + expert_params * used // experts
+    file_bytes = sum(int(t.n_bytes) for t in reader.tensors)
+    per_token = file_bytes - (0 if tied else int(embd.n_bytes))
+    return {
+        "layers": int(field(f"{arch}.block_count")),
+        "hidden_size": int(field(f"{arch}.embedding_length")),
+        "attention_heads": heads,
+        "kv_heads": int(field(f"{arch}.attention.head_count_kv", heads)),
+        "head_dim": int(field(f"{arch}.attention.key_length", 0) or field(f"{arch}.embedding_length") // heads),
+        "ffn_size": int(field(f"{arch}.feed_forward_length")),
+        "vocab_size": vocab,
+        "tied_embeddings": tied,
+        "params_total_b": round(total / 1e9, 4),
+        "params_active_b": round(active / 1e9, 4),
+        **({"experts": experts, "experts_per_token": used} if experts > 1 else {}),
+        "gguf_file_type": catalog._gguf_file_type(Path(path)),
+        "gguf_tensor_bytes": file_bytes,
+        "gguf_bytes_per_token": per_token,
+        "source": f"GGUF metadata and tensor table of {Path(path).name} (roofline.architecture_from_gguf)",
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# calibration handed in by shared/calibration.py
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Fitted constants of one runtime family on one hardware, and where they came from."""
+    decode_efficiency: float = 1.0     # fraction of the bandwidth a decode step achieves
+    decode_overhead_s: float = 0.0     # fixed seconds per decode step (launches, Python, sampling)
+    prefill_efficiency: float = 1.0    # fraction of peak FLOP/s prefill achieves
+    prefill_overhead_s: float = 0.0
+    memory_overhead_gb: float = 0.0    # runtime memory beyond weights and KV (CUDA context, libraries)
+    decode_rows: str = "none: roofline ceiling"
+    prefill_rows: str = "none: roofline ceiling"
+    memory_rows: str = "none: weights + KV only"
+    decode_error_pct: float | None = None   # leave-one-out median abs error of the rows' family, if known
+
+
+CEILING = Calibration()
+
+
+# ---------------------------------------------------------------------------------------------
+# prediction
+
+def compute_bits(quant: Quantization, hw: Hardware) -> int:
+    """Bits of the dtype transformers computes in: the stored dtype for dense weights; for
+    bitsandbytes the lab's default dtype (float16 on a GPU, float32 on a CPU)."""
+    if quant.family == "transformers":
+        return int(quant.bpw)
+    return 16 if hw.kind == "gpu" else 32
+
+
+def compute_precision(quant: Quantization, hw: Hardware) -> str:
+    """The precision whose peak FLOP/s bounds prefill for this runtime on this hardware.
+
+    transformers and bitsandbytes compute in their dtype (fp16 on a GPU even on a Pascal card
+    whose fp16 is slow, fp32 on a CPU). llama.cpp on a GPU multiplies quantized weights with
+    int8 dot products where the card has dp4a / int8 (MMQ), else in fp16 where fp16 is fast,
+    else fp32; F16/F32 files use fp16/fp32 GEMM. On a CPU the measured fp32 peak is the
+    reference for every runtime (llama.cpp's int8 dot products may beat it: efficiency > 1).
+    """
+    if hw.kind == "cpu":
+        return "fp32"
+    if quant.family in ("transformers", "bitsandbytes"):
+        return "fp32" if compute_bits(quant, hw) == 32 else "fp16"
+    if quant.key in ("F16", "F32"):
+        return "fp16" if hw.fast_fp16 and "fp16" in hw.peak_tflops else "fp32"
+    if hw.dp4a and "int8" in hw.peak_tflops:
+        return "int8"
+    return "fp16" if hw.fast_fp16 and "fp16" in hw.peak_tflops else "fp32"
+
+
+def weight_bytes(arch: Architecture, quant: Quantization, cbits: int, per_token: bool) -> float:
+    """Bytes of the weights: resident (per_token=False) or read per decode step (True: MoE
+    active experts only; the input embedding is a row lookup, so only the output matrix is read
+    whole; a tied embedding is read as the output matrix)."""
+    if arch.gguf_tensor_bytes and quant.key == arch.gguf_file_type:
+        return arch.gguf_bytes_per_token if per_token else arch.gguf_tensor_bytes
+    blocks = arch.block_params(active=per_token) * quant.bpw / 8
+    head = arch.vocab_size * arch.hidden_size * quant.bits("lm_head_bpw", cbits) / 8
+    if per_token:
+        return blocks + head
+    embedding = 0 if arch.tied_embeddings else arch.embedding_params * quant.bits("embedding_bpw", cbits) / 8
+    return blocks + head + embedding
+
+
+def prefill_flops(arch: Architecture, input_tokens: int, batch_size: int = 1) -> float:
+    """FLOPs of one prefill: 2 x matmul parameters per input token (the active blocks), the
+    output matrix for the last position only, and causal attention 2 x layers x n^2 x heads x
+    head_dim (QK^T and AV, halved by the mask)."""
+    n = input_tokens
+    dense = 2 * arch.block_params(active=True) * n
+    logits = 2 * arch.vocab_size * arch.hidden_size
+    attention = 2 * arch.layers * n * n * arch.attention_heads * arch.head_dim
+    return batch_size * (dense + logits + attention)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One model x quantization x hardware x workload. Sizes in GB (1e9 bytes), times in s."""
+    model: str
+    quantization: str
+    family: str
+    hardware: str
+    batch_size: int
+    input_tokens: int
+    output_tokens: int
+    weights_gb: float                # resident
+    weights_read_gb: float           # read per decode step
+    kv_read_gb: float                # KV cache read per step (all sequences, mean context)
+    bytes_per_token_gb: float        # weights + KV per step
+    ceiling_tok_s: float             # bandwidth / bytes: efficiency 1, no overhead
+    decode_tok_s: float              # per sequence
+    prefill_s: float
+    memory_gb: float                 # weights + KV at full context + runtime overhead
+    memory_available_gb: float | None
+    fits_memory: bool | None
+    s_per_sample: float              # prefill + (output - 1) / decode, divided by the batch
+    budget_s: float
+    max_output_tokens: int           # the largest output whose sample fits the budget
+    fast_enough: bool
+    precision: str                   # whose peak FLOP/s bounds prefill
+    decode_calibration: str
+    prefill_calibration: str
+    memory_calibration: str
+    decode_error_pct: float | None
+
+    @property
+    def verdict(self) -> str:
+        if self.fits_memory is False:
+            return "does not fit"
+        if not self.fast_enough:
+            return "too slow"
+        return "fits" if self.fits_memory else "fast enough (memory unknown)"
+
+    def row(self) -> dict:
+        return {**dataclasses.asdict(self), "verdict": self.verdict}
+
+
+def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_size: int = 1,
+            input_tokens: int = 600, output_tokens: int = 100, budget_s: float = 9 * 3600 / 1300,
+            calibration: Calibration = CEILING, peaks: list[dict] | None = None,
+            name: str | None = None) -> Prediction:
+    """Predict speed and memory of `model` stored as `quant` on `hw` (see the module docstring).
+
+    Decode reads the weights once per step for all `batch_size` sequences and each sequence's
+    KV cache at the mean context (input + output/2). Memory holds the KV cache of the full
+    context for the whole batch. `calibration` (shared/calibration.py) supplies efficiencies
+    and overheads; the default is the bare roofline ceiling.
+    """
+    if min(batch_size, input_tokens, output_tokens) < 1:
+        raise RooflineError(f"batch_size, input_tokens and output_tokens must be >= 1, got "
+                            f"{batch_size}, {input_tokens}, {output_tokens}")
+    arch = model if isinstance(model, Architecture) else architecture(model)
+    q = quantization(quant)
+    hw = hw if isinstance(hw, Hardware) else hardware(hw, peaks)
+    cbits = compute_bits(q, hw)
+    kv_per_token = arch.kv_bytes_per_token(q.bits("kv_bits", cbits))
+    weights_read = weight_bytes(arch, q, cbits, per_token=True)
+    kv_read = batch_size * kv_per_token * (input_tokens + output_tokens / 2)
+    step_bytes = weights_read + kv_read
+    c = calibration
+    bandwidth = hw.bandwidth_gb_s * GB
+    step_s = step_bytes / (c.decode_efficiency * bandwidth) + c.decode_overhead_s
+    decode = 1 / step_s
+    precision = compute_precision(q, hw)
+    prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
+        + c.prefill_overhead_s
+    weights = weight_bytes(arch, q, cbits, per_token=False)
+    memory = weights + batch_size * kv_per_token * (input_tokens + output_tokens) + c.memory_overhead_gb * GB
+    available = hw.total_memory_gb
+    per_sample = (prefill + (output_tokens - 1) / decode) / batch_size
+    max_out = max(0, math.floor(1 + (budget_s * batch_size - prefill) * decode))
+    return Prediction(
+        model=name or (model if isinstance(model, str) else "?"), quantization=q.key, family=q.family,
+        hardware=hw.label, batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
+        weights_gb=weights / GB, weights_read_gb=weights_read / GB, kv_read_gb=kv_read / GB,
+        bytes_per_token_gb=step_bytes / GB, ceiling_tok_s=bandwidth / step_bytes, decode_tok_s=decode,
+        prefill_s=prefill, memory_gb=memory / GB, memory_available_gb=available,
+        fits_memory=None if available is None else memory / GB <= available,
+        s_per_sample=per_sample, budget_s=budget_s, max_output_tokens=max_out,
+        fast_enough=per_sample <= budget_s, precision=precision,
+        decode_calibration=c.decode_rows, prefill_calibration=c.prefill_rows,
+        memory_calibration=c.memory_rows, decode_error_pct=c.decode_error_pct)
