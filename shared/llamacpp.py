@@ -3,7 +3,8 @@
 Decoding is a bare loop of one-token `eval` calls with greedy argmax on the last logits: the
 high-level `generate()` of llama-cpp-python spends most of its time in Python sampling code
 (about 17 tok/s against 55 for the bare loop on SmolLM2 with 2 threads). Every call starts from
-an empty KV cache, so a repeated prompt is prefilled again instead of reusing the cached prefix.
+an empty KV cache, so a repeated prompt is prefilled again, unless the caller asks to reuse the
+prefix shared with the previous call (reuse_prefix=True, for few-shot preambles).
 """
 from __future__ import annotations
 
@@ -60,12 +61,24 @@ class LlamaCppModel(LoadedModel):
         ids = [t for t in ids if t not in self.eos_ids]
         return self.llm.detokenize(ids).decode("utf-8", errors="replace")
 
-    def timed_generate(self, input_ids, max_new_tokens, force_length, batch_size) -> TimedOutput:
+    def timed_generate(self, input_ids, max_new_tokens, force_length, batch_size,
+                       reuse_prefix: bool = False) -> TimedOutput:
+        """reuse_prefix: keep the KV state of the longest prefix shared with the tokens the
+        previous call evaluated (a few-shot preamble), prefill only the rest; the output's
+        reused_tokens says how many were kept. Default: an empty KV cache every call."""
         if batch_size != 1:
             raise catalog.LabError("the llama_cpp backend times one sequence at a time (batch_size=1)")
         llm = self.llm
-        llm.reset()                       # n_tokens = 0 ...
-        llm._ctx.kv_cache_clear()         # ... and an empty KV cache: no prefix reuse
+        reused = 0
+        if reuse_prefix:
+            cached = llm.input_ids[:llm.n_tokens]
+            limit = min(len(cached), len(input_ids) - 1)  # at least one token is evaluated
+            while reused < limit and cached[reused] == input_ids[reused]:
+                reused += 1
+            llm.n_tokens = reused         # eval() drops the KV cells from here on
+        else:
+            llm.reset()                   # n_tokens = 0 ...
+            llm._ctx.kv_cache_clear()     # ... and an empty KV cache: no prefix reuse
         banned = self._eos_array if force_length else None
 
         def next_token() -> int:
@@ -77,7 +90,7 @@ class LlamaCppModel(LoadedModel):
             return int(np.argmax(logits))
 
         t_start = clock()
-        llm.eval(input_ids)
+        llm.eval(input_ids[reused:])
         token = next_token()
         t_first = clock()
         new = [token]
@@ -86,7 +99,8 @@ class LlamaCppModel(LoadedModel):
             token = next_token()
             new.append(token)
         t_end = clock()
-        return TimedOutput(new_ids=new, t_start=t_start, t_first=t_first, t_end=t_end)
+        return TimedOutput(new_ids=new, t_start=t_start, t_first=t_first, t_end=t_end,
+                           reused_tokens=reused)
 
     def close(self):
         self.llm.close()

@@ -53,6 +53,7 @@ class GenerationRecord:
     text: str
     phase: str = "timed"         # warmup | timed
     rep: int = 0
+    reused_tokens: int = 0       # prompt tokens whose KV state was kept from the call before (reuse_prefix)
 
     def row(self, **extra) -> dict:
         """A flat result row: the record, the machine and versions, and any extra parameters."""
@@ -108,12 +109,15 @@ class PeakMemory:
 def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
              input_ids: Sequence[int] | None = None, max_new_tokens: int = 64,
              force_length: bool = False, batch_size: int = 1,
-             phase: str = "timed", rep: int = 0) -> GenerationRecord:
+             phase: str = "timed", rep: int = 0, reuse_prefix: bool = False) -> GenerationRecord:
     """Generate greedily from a prompt (raw text), chat messages or token ids and time it.
 
     Stops at EOS unless `force_length`, which generates exactly `max_new_tokens` (speed runs).
-    `lm` is what shared.loading.load returns.
+    `lm` is what shared.loading.load returns. reuse_prefix (llama.cpp only): keep the KV state of
+    the prefix shared with the previous call; prefill_s then covers only the rest.
     """
+    if reuse_prefix and lm.backend != "llama_cpp":
+        raise LabError(f"reuse_prefix is implemented for the llama_cpp backend only, not {lm.backend}")
     if sum(x is not None for x in (prompt, messages, input_ids)) != 1:
         raise LabError("give exactly one of prompt= (raw text), messages= (chat) or input_ids=")
     if max_new_tokens < 1:
@@ -126,7 +130,8 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
             f"{lm.name}: prompt of {len(input_ids)} tokens + {max_new_tokens} new tokens exceeds "
             f"the context of {lm.context_length} tokens; shorten the input or max_new_tokens")
     with PeakMemory(cuda=lm.on_cuda) as mem:
-        out = lm.timed_generate(input_ids, max_new_tokens, force_length, batch_size)
+        out = lm.timed_generate(input_ids, max_new_tokens, force_length, batch_size,
+                                **({"reuse_prefix": True} if reuse_prefix else {}))
     n_out = len(out.new_ids)
     stopped = not force_length and n_out > 0 and out.new_ids[-1] in lm.eos_ids
     decode_s = out.t_end - out.t_first
@@ -143,7 +148,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         stop_reason="eos" if stopped else "length",
         peak_rss_mb=mem.rss_mb, cuda_max_allocated_mb=mem.cuda_allocated_mb,
         cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
-        phase=phase, rep=rep)
+        phase=phase, rep=rep, reused_tokens=out.reused_tokens)
 
 
 def benchmark(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
@@ -180,6 +185,7 @@ class TimedOutput:
     t_start: float
     t_first: float
     t_end: float
+    reused_tokens: int = 0       # prompt tokens not prefilled again (llama.cpp reuse_prefix)
 
 
 def clock() -> float:

@@ -11,7 +11,7 @@ import math
 import random
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import yaml
 from tqdm.auto import tqdm
@@ -46,13 +46,20 @@ def _spread(items: list[dict], key: str, rng: random.Random) -> list[dict]:
     return out
 
 
-def pairs(n_samples: int, seed: int) -> list[dict]:
+def pairs(n_samples: int, seed: int, max_words: int | None = None) -> list[dict]:
     """`n_samples` distinct (text, prompt) pairs, the same for the same seed, spread over genres
-    and prompt kinds. Each has text_id, genre, prompt_id, kind, original and prompt."""
+    and prompt kinds. Each has text_id, genre, prompt_id, kind, original and prompt.
+
+    max_words: use only texts of at most this many words (shorter rewrites cost less on a CPU);
+    None uses every text."""
     texts, prompts = load_sources()
+    if max_words is not None:
+        texts = [t for t in texts if len(t["text"].split()) <= max_words]
     total = len(texts) * len(prompts)
     if not 0 < n_samples <= total:
-        raise LabError(f"n_samples must be between 1 and {total} (texts x prompts), got {n_samples}")
+        raise LabError(f"n_samples must be between 1 and {total} (texts x prompts"
+                       f"{'' if max_words is None else f', texts of at most {max_words} words'}), "
+                       f"got {n_samples}")
     rng = random.Random(seed)
     texts, prompts = _spread(texts, "genre", rng), _spread(prompts, "kind", rng)
     nt, np_ = len(texts), len(prompts)
@@ -67,22 +74,52 @@ def pairs(n_samples: int, seed: int) -> list[dict]:
 
 
 def make_rows(lm, n_samples: int, seed: int, max_new_tokens: int = 256,
-              progress: bool = True) -> Iterator[dict]:
+              progress: bool = True, max_words: int | None = None,
+              held_out_fraction: float = 0.5) -> Iterator[dict]:
     """Rewrite each pair with `lm` (the competition's form: prompt, blank line, text) and yield
-    one row per pair. A failing pair yields a row with `error` set and an empty rewrite."""
+    one row per pair, with its `split` ("train" or "held_out", by prompt: see split_by_prompt).
+    A failing pair yields a row with `error` set and an empty rewrite."""
     info = machine.info()
-    for index, pair in enumerate(tqdm(pairs(n_samples, seed), desc=f"rewrite {lm.name}",
-                                      disable=not progress)):
-        row = {"index": index, **pair, "rewritten": "", "generator": lm.name,
+    chosen = pairs(n_samples, seed, max_words)
+    held = split_by_prompt([p["prompt"] for p in chosen], held_out_fraction, seed,
+                           groups=[p["kind"] for p in chosen])
+    for index, pair in enumerate(tqdm(chosen, desc=f"rewrite {lm.name}", disable=not progress)):
+        row = {"index": index, **pair, "split": "held_out" if held[index] else "train",
+               "rewritten": "", "generator": lm.name,
                "generator_runtime": lm.runtime, "max_new_tokens": max_new_tokens, "seed": seed,
+               "max_words": max_words, "input_tokens": 0,
                "output_tokens": 0, "stop_reason": None, "seconds": None, "error": None,
                "machine": info["machine"], "git_commit": info["git_commit"]}
         try:
             message = {"role": "user", "content": f"{pair['prompt']}\n\n{pair['original']}"}
             rec = timing.generate(lm, messages=[message], max_new_tokens=max_new_tokens)
             row.update(rewritten=rec.text.strip(), output_tokens=rec.output_tokens,
-                       stop_reason=rec.stop_reason, seconds=rec.total_s)
+                       input_tokens=rec.input_tokens, stop_reason=rec.stop_reason,
+                       seconds=rec.total_s)
         except Exception as e:  # recorded in the row; the other pairs still run
             row["error"] = f"{type(e).__name__}: {e}"
         row["timestamp"] = machine.info()["timestamp"]
         yield row
+
+
+def split_by_prompt(prompts: Sequence[str], held_out_fraction: float, seed: int,
+                    groups: Sequence[str] | None = None) -> list[bool]:
+    """Which rows are held out (True), deciding by distinct prompt: every row of a prompt lands
+    on the same side, so a held-out score is on prompts the training side never saw.
+
+    About `held_out_fraction` of the distinct prompts are held out, taken in turn from each
+    group (prompt kind) when `groups` is given, in an order fixed by `seed`.
+    """
+    if not 0 < held_out_fraction < 1:
+        raise LabError(f"held_out_fraction must be between 0 and 1 (exclusive), got {held_out_fraction}")
+    if groups is not None and len(groups) != len(prompts):
+        raise LabError(f"{len(prompts)} prompts but {len(groups)} groups; they must pair up")
+    kind = {}
+    for i, prompt in enumerate(prompts):
+        kind.setdefault(prompt, groups[i] if groups is not None else "")
+    items = [{"prompt": p, "kind": k} for p, k in sorted(kind.items())]
+    order = [item["prompt"] for item in _spread(items, "kind", random.Random(seed))]
+    held = set(order[:max(1, round(held_out_fraction * len(order)))])
+    if len(held) == len(order):
+        raise LabError(f"only {len(order)} distinct prompt(s): too few to hold some out")
+    return [p in held for p in prompts]

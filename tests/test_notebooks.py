@@ -17,8 +17,9 @@ SMALL = {
                            fixed_input_tokens=8, fixed_output_tokens=2, repetitions=1),
     "eos": dict(models=["smollm2-135m-instruct"], backends=["llama_cpp"],
                 questions=["Say hi."], max_new_tokens=8),
-    "make_validation_set": dict(n_samples=2, max_new_tokens=24),
-    "prompt_engineering": dict(strategies=["mean_prompt", "two_step"], n_samples=2, max_new_tokens=12),
+    "make_validation_set": dict(n_samples=4, max_new_tokens=24),
+    "prompt_engineering": dict(strategies=["fixed_prompt", "mean_prompt", "direct", "direct_mean"],
+                               n_samples=2, max_new_tokens=12, mean_prompt_steps=3),
 }
 NEEDS = {"prompt_engineering": "make_validation_set"}  # runs first, into the same folder
 
