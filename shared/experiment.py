@@ -1,22 +1,54 @@
 """Run a list of configurations, one isolated measurement each, into a results table.
 
-A configuration is a flat dict (model, backend, quantization, ...). Its rows are appended when
-it finishes; a configuration that fails (out of memory, model missing, quantization
-unsupported) becomes one row with status "failed" and its reason, and the run goes on. A rerun
-skips configurations already measured on this machine unless `redo` is set.
+A configuration is a flat dict (model, backend, quantization, ...). `measure(config)` yields
+rows; each row is appended to the table as soon as it is yielded, so a configuration that dies
+keeps the rows it already measured. A configuration that fails becomes a row with status
+"failed" and its reason, and the run goes on:
+
+- a Python exception (out of memory, model missing, quantization unsupported): its type and
+  message, with a short traceback;
+- a crash of the process (illegal instruction, segmentation fault, abort, the out-of-memory
+  killer): "killed by SIGILL (signal 4)", with the end of the process's stderr;
+- a hang: "timed out after 1800 s".
+
+Isolation: each configuration runs in a fresh Python interpreter (a child process started by
+exec, like multiprocessing's "spawn", never fork, so it works after the parent has initialized
+CUDA). `measure` travels to it by cloudpickle, which copies a function defined in a notebook
+cell by value, with the globals it uses. A rerun skips configurations whose latest row on
+this machine is ok unless `redo` is set (see results.done_configs).
 """
 from __future__ import annotations
 
+import collections
+import datetime as _dt
 import gc
 import itertools
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
 import traceback
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-import pandas as pd
-from tqdm.auto import tqdm
+import cloudpickle
 
 from . import catalog, machine, results
+from .catalog import LabError
+
+if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts faster
+    import pandas as pd
+
+DEFAULT_TIMEOUT_S = 1800.0  # a hung configuration is stopped after this many seconds
+_RECORDED_FAILURE = 86      # child's exit code: measure raised, the child wrote the failed row
+_STDERR_TAIL = 1500         # characters of a crashed child's stderr kept in its failed row
+# The child interpreter: take the parent's sys.path, then measure one configuration.
+_BOOTSTRAP = ("import pickle, sys\n"
+              "sys.path[:], blob = pickle.load(sys.stdin.buffer)\n"
+              "from shared.experiment import _child_main\n"
+              "_child_main(blob)\n")
 
 
 def grid(**axes) -> list[dict]:
@@ -41,8 +73,22 @@ def model_configs(models: list[str], backends: list[str], quantizations: list[st
 
 
 def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: str | Path,
-        redo: bool = False, run_id: str | None = None, desc: str = "configs") -> pd.DataFrame:
-    """Call `measure(config)` for each config not yet done; append its rows; return the table."""
+        redo: bool = False, run_id: str | None = None, desc: str = "configs",
+        isolate: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> pd.DataFrame:
+    """Call `measure(config)` for each config not yet done, appending its rows; return the table.
+
+    isolate: run each configuration in its own child process (True), so that a crash or a hang
+        becomes a failed row; False runs it in this process (for debugging; a crash then kills
+        the caller, and `measure` may use objects that cannot be pickled, like a loaded model).
+    timeout_s: seconds after which an isolated configuration is stopped (None: no limit).
+    Raises LabError, before any configuration runs, when `measure` cannot be sent to a child.
+    """
+    if timeout_s is not None and not timeout_s > 0:
+        raise LabError(f"timeout_s must be a positive number of seconds or None, got {timeout_s!r}")
+    if isolate:
+        _check_picklable(measure)
+    from tqdm.auto import tqdm
+
     run_id = run_id or results.new_run_id()
     done = set() if redo or not configs else results.done_configs(path, list(configs[0]))
     counts = {"measured": 0, "skipped": 0, "failed": 0}
@@ -51,17 +97,132 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
         if tuple(config.values()) in done:
             counts["skipped"] += 1
             continue
+        base = _static_info()
         try:
-            rows = [{**machine.info(), **row, **config, "status": "ok", "error": None}
-                    for row in measure(config)]
-            counts["measured"] += 1
-        except Exception as e:  # recorded, not raised: one bad config must not stop the run
-            rows = [{**machine.info(), **config, "status": "failed",
-                     "error": f"{type(e).__name__}: {e}".strip()[:500],
-                     "traceback": traceback.format_exc(limit=3)[-1500:]}]
-            counts["failed"] += 1
-        results.append(path, rows, run_id=run_id)
+            ok = (_run_isolated(measure, config, path, run_id, base, timeout_s) if isolate
+                  else _measure_into(measure, config, path, run_id, base))
+        except KeyboardInterrupt:  # the user stopped the run: say so in the table, then stop
+            results.append(path, _failed_row(base, config, "interrupted (KeyboardInterrupt)"), run_id=run_id)
+            raise
+        counts["measured" if ok else "failed"] += 1
         gc.collect()
     print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already done on this "
           f"machine (redo=True to measure again), {counts['failed']} failed -> {path}")
     return results.read(path)
+
+
+def _static_info() -> dict:
+    """machine.info() without its timestamp: the same for every row of one configuration."""
+    info = machine.info()
+    info.pop("timestamp")
+    return info
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _failed_row(base: dict, config: dict, error: str, trace: str | None = None) -> dict:
+    return {**base, "timestamp": _now(), **config, "status": "failed", "error": error.strip()[:500],
+            "traceback": trace}
+
+
+def _measure_into(measure, config: dict, path, run_id: str, base: dict) -> bool:
+    """Append each row of measure(config) as it comes; on an exception append a failed row.
+    Returns True when measure finished."""
+    try:
+        for row in measure(config):
+            results.append(path, {**base, "timestamp": _now(), **row, **config, "status": "ok",
+                                  "error": None}, run_id=run_id)
+    except Exception as e:  # recorded, not raised: one bad config must not stop the run
+        results.append(path, _failed_row(base, config, f"{type(e).__name__}: {e}",
+                                         traceback.format_exc(limit=3)[-1500:]), run_id=run_id)
+        return False
+    return True
+
+
+def _check_picklable(measure) -> None:
+    try:
+        cloudpickle.dumps(measure)
+    except Exception as e:
+        raise LabError(
+            f"measure cannot be sent to a child process ({type(e).__name__}: {e}); it probably "
+            "uses an object loaded outside it (a model, an open file): load that inside measure, "
+            "or pass isolate=False to measure in this process") from e
+
+
+def _child_main(blob: bytes) -> None:
+    """In the child: measure one configuration into the table, then exit without teardown
+    (a library that crashes while unloading must not turn finished rows into a failure)."""
+    measure, config, path, run_id, base = cloudpickle.loads(blob)
+    ok = _measure_into(measure, config, path, run_id, base)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0 if ok else _RECORDED_FAILURE)
+
+
+def _run_isolated(measure, config: dict, path, run_id: str, base: dict,
+                  timeout_s: float | None) -> bool:
+    """Measure one configuration in a fresh interpreter; record how it ended when it did not
+    finish by itself. Returns True when measure finished."""
+    blob = cloudpickle.dumps((measure, config, path, run_id, base))
+    # Own session: a timeout or an interrupt kills the child and anything it started.
+    child = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
+    tail = collections.deque(maxlen=40)  # last stderr lines, for the failed row
+    echo = threading.Thread(target=_echo_stderr, args=(child.stderr, tail), daemon=True)
+    echo.start()
+    try:
+        try:
+            child.stdin.write(pickle.dumps((sys.path, blob)))
+            child.stdin.close()
+        except BrokenPipeError:  # the child died before reading: its exit code says why
+            pass
+        code = child.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(child)
+        error = f"timed out after {timeout_s:g} s"
+    except BaseException:
+        _kill(child)
+        raise
+    else:
+        if code == 0:
+            return True
+        if code == _RECORDED_FAILURE:
+            return False
+        error = _describe_exit(code, tail)
+    finally:
+        echo.join(timeout=5)
+    results.append(path, _failed_row(base, config, error, "".join(tail)[-_STDERR_TAIL:] or None),
+                   run_id=run_id)
+    return False
+
+
+def _echo_stderr(stream, tail: collections.deque) -> None:
+    """Copy the child's stderr to ours line by line (it shows in the notebook) and keep its end."""
+    for raw in stream:
+        line = raw.decode(errors="replace")
+        sys.stderr.write(line)
+        tail.append(line)
+    stream.close()
+
+
+def _kill(child: subprocess.Popen) -> None:
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.wait()
+
+
+def _describe_exit(code: int, tail: Iterable[str]) -> str:
+    """'killed by SIGSEGV (signal 11)' for a signal, else the exit code and the last stderr line."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "a signal"
+        hint = " (the out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        return f"killed by {name} (signal {-code}){hint}"
+    last = next((line.strip() for line in reversed(list(tail)) if line.strip()), "")
+    return f"exited with code {code}" + (f": {last}" if last else "")

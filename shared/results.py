@@ -12,11 +12,12 @@ import os
 import uuid
 import warnings
 from pathlib import Path
-from typing import Iterable, Mapping
-
-import pandas as pd
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from . import machine
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def new_run_id() -> str:
@@ -53,6 +54,8 @@ def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | No
 
 def read(path: str | Path) -> pd.DataFrame:
     """The table at `path` as a DataFrame (empty when the file does not exist yet)."""
+    import pandas as pd  # not at the top: a child process that only appends rows starts faster
+
     path = Path(path)
     if not path.exists():
         return pd.DataFrame()
@@ -70,17 +73,20 @@ def read(path: str | Path) -> pd.DataFrame:
 def done_configs(path: str | Path, keys: list[str], machine_name: str | None = None) -> set[tuple]:
     """Configurations (tuples of `keys`) already measured successfully on this machine.
 
-    A rerun skips these unless asked to redo them; failed rows do not count as done.
+    A rerun skips these unless asked to redo them. A configuration is done when its latest row
+    here is ok: one that failed part-way (ok rows, then a failed row) is measured again, and a
+    later success clears an earlier failure.
     """
     df = read(path)
     if df.empty:
         return set()
     machine_name = machine_name or machine.info()["machine"]
     df = df[df["machine"] == machine_name]
-    if "status" in df:
-        df = df[df["status"] == "ok"]
     missing = [k for k in keys if k not in df]
     if missing or df.empty:
         return set()
-    return {tuple(_clean(v) for v in row) for row in df[keys].itertuples(index=False)}
+    statuses = df["status"] if "status" in df else ["ok"] * len(df)
+    latest = {tuple(_clean(v) for v in row): status
+              for row, status in zip(df[keys].itertuples(index=False), statuses)}  # file order
+    return {config for config, status in latest.items() if status == "ok"}
 

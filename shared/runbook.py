@@ -6,10 +6,16 @@
 Parameters come from iterations/NN/params/<name>.yaml: `notebooks` gives the order, and each
 notebook's section is passed to its papermill `parameters` cell. Executed notebooks, with
 their outputs, are kept in iterations/NN/executed/<params>/.
+
+A notebook that fails (an exception in a cell, a dead kernel) does not stop the ones after it:
+its executed copy keeps the traceback, the report is still refreshed from the rows that exist,
+a summary lists every notebook with ok/failed, its seconds and the reason of a failure, and
+the command exits with status 1.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -21,6 +27,16 @@ from . import report
 from .machine import REPO
 
 
+@dataclasses.dataclass
+class Step:
+    """How one step of the main job ended: a notebook, or "report" for the refresh."""
+    name: str
+    status: str          # ok | failed
+    seconds: float
+    reason: str = ""     # for a failure: exception name and message, one line
+    output: Path | None = None  # the executed notebook
+
+
 def load_params(iteration: Path, name: str) -> dict:
     path = iteration / "params" / f"{name}.yaml"
     if not path.exists():
@@ -30,40 +46,78 @@ def load_params(iteration: Path, name: str) -> dict:
 
 
 def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
-        overrides: dict | None = None) -> list[Path]:
-    """Execute the notebooks in order; returns the executed notebook paths."""
+        overrides: dict | None = None) -> list[Step]:
+    """Execute the notebooks in order, each whatever happened to the ones before, then refresh
+    the report; returns one Step per notebook and one for the report."""
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
     unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()]
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
-    outputs = []
+    steps = []
     for name in names:
         out = iteration / "executed" / params / f"{name}.ipynb"
         out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"== {name} ({params}) -> {shown(out)}", flush=True)
         start = time.perf_counter()
-        print(f"== {name} ({params}) -> {out.relative_to(REPO)}", flush=True)
-        papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
-                                   log_output=True,
-                                   parameters={**config.get(name, {}), **(overrides or {})})
-        print(f"== {name} done in {time.perf_counter() - start:.0f} s", flush=True)
-        outputs.append(out)
-    changed = report.render(iteration)
-    print(f"report {report.report_path(iteration).relative_to(REPO)}: refreshed {changed or 'nothing'}")
-    return outputs
+        try:
+            papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
+                                       log_output=True,
+                                       parameters={**config.get(name, {}), **(overrides or {})})
+        except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
+            steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
+            print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
+                  f"(traceback in {shown(out)})", flush=True)
+        else:
+            steps.append(Step(name, "ok", time.perf_counter() - start, output=out))
+            print(f"== {name} done in {steps[-1].seconds:.0f} s", flush=True)
+    start = time.perf_counter()
+    try:
+        changed = report.render(iteration)
+    except Exception as e:
+        steps.append(Step("report", "failed", time.perf_counter() - start, reason(e)))
+    else:
+        steps.append(Step("report", "ok", time.perf_counter() - start))
+        print(f"report {shown(report.report_path(iteration))}: refreshed {', '.join(changed) or 'nothing'}")
+    print(summary(steps), flush=True)
+    return steps
+
+
+def reason(error: BaseException) -> str:
+    """One line: the exception's name and message (for a failed cell, the cell's exception)."""
+    name, message = type(error).__name__, str(error)
+    if hasattr(error, "ename"):  # papermill.PapermillExecutionError: the error raised in the cell
+        name, message = error.ename, error.evalue
+    message = " ".join(message.split())
+    return f"{name}: {message}"[:300] if message else name
+
+
+def summary(steps: list[Step]) -> str:
+    """A table of the steps: name, ok/failed, seconds, reason."""
+    width = max(len(s.name) for s in steps)
+    lines = [f"  {s.name:<{width}}  {s.status:<6}  {s.seconds:7.1f} s  {s.reason}".rstrip() for s in steps]
+    failed = [s.name for s in steps if s.status == "failed"]
+    head = f"summary: {len(steps) - len(failed)} ok, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "")
+    return "\n".join([head, *lines])
+
+
+def shown(path: Path) -> Path:
+    """The path relative to the repository when it is inside it, else as it is."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the job; exit status 1 when any notebook (or the report refresh) failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("iteration")
     parser.add_argument("--params", default="cpu", help="parameter set in <iteration>/params/")
     parser.add_argument("--only", nargs="*", help="run only these notebooks")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    run(args.iteration, args.params, args.only)
+    steps = run(args.iteration, args.params, args.only)
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")
-    return 0
+    return 1 if any(s.status == "failed" for s in steps) else 0
 
 
 if __name__ == "__main__":

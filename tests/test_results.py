@@ -27,18 +27,18 @@ def test_a_failing_config_is_recorded_and_the_run_goes_on_then_reruns_skip(tmp_p
         yield {"decode_tok_s": 10.0, "phase": "timed"}
 
     configs = experiment.grid(model=["good", "bad", "other"], backend=["transformers"])
-    df = experiment.run(configs, measure, path)
+    df = experiment.run(configs, measure, path, isolate=False)  # in-process: `calls` sees each call
     assert calls == ["good", "bad", "other"]
     assert df.set_index("model")["status"].to_dict() == {"good": "ok", "bad": "failed", "other": "ok"}
     assert "CUDA out of memory" in df.set_index("model").loc["bad", "error"]
     assert df["machine"].eq(machine.info()["machine"]).all()
 
     calls.clear()
-    df = experiment.run(configs, measure, path)
+    df = experiment.run(configs, measure, path, isolate=False)
     assert calls == ["bad"]  # done on this machine: skipped; failed: tried again
     assert len(df) == 4
     calls.clear()
-    experiment.run(configs, measure, path, redo=True)
+    experiment.run(configs, measure, path, redo=True, isolate=False)
     assert calls == ["good", "bad", "other"]
 
 
