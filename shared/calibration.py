@@ -7,8 +7,9 @@ overhead to measured peak memory. The rows are this lab's own (res/01_biggest_mo
 and length_scaling.jsonl, read with shared.results) and the published rows of
 data/published_speeds.yaml, each with its source.
 
-Fit (decode; prefill alike with FLOPs and peak FLOP/s): step seconds t = a x bytes + c with
-a = 1 / (efficiency x bandwidth), least squares on relative error (each point weighted by
+Fit (decode; prefill alike with FLOPs and peak FLOP/s): step seconds t = a x r + c, with r
+the step's time at the roofline (max of bytes / bandwidth and FLOPs / peak) and
+a = 1 / efficiency, least squares on relative error (each point weighted by
 1/t), a > 0, c >= 0. A group whose points barely differ in bytes cannot separate a from c:
 it takes c from the family's other fits on the same kind of hardware (their median) and fits
 a alone. Hardware without rows borrows, in this order: the card named by `calibrate_like` in
@@ -52,6 +53,7 @@ class Observation:
     bytes_per_token: float       # read per decode step (roofline facts), bytes
     bandwidth: float             # bytes/s
     decode_tok_s: float
+    roofline_s: float            # a decode step at the roofline: max(bytes / bandwidth, FLOPs / peak)
     prefill_flops: float | None = None
     peak_flops: float | None = None
     prefill_s: float | None = None
@@ -70,14 +72,20 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
     out = []
     for i, r in enumerate(yaml.safe_load(Path(path).read_text())):
         hw = roofline.hardware(r["hardware"])
-        kv = 0.0
+        kv, flops = 0.0, None
         if r.get("arch"):
-            kv = roofline.architecture(r["arch"]).kv_bytes_per_token(16) * r["context_tokens"]
+            arch = roofline.architecture(r["arch"])
+            kv = arch.kv_bytes_per_token(16) * r["context_tokens"]
+            flops = roofline.decode_flops(arch, r["context_tokens"])
+        step = r["weights_gb"] * GB + kv
+        q = roofline.quantization(r["quantization"]) if r.get("quantization") else None
+        precision = roofline.compute_precision(q, hw) if q else "int8"
         out.append(Observation(
             dataset="published", config=f"published #{i + 1}", family=r["family"], hardware=hw.key,
             hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
-            input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=r["weights_gb"] * GB + kv,
-            bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"], source=r["source"],
+            input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
+            bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
+            roofline_s=roofline.roofline_seconds(step, flops, hw, precision), source=r["source"],
             fit=r.get("fit", True)))
     return out
 
@@ -118,12 +126,16 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
         weights_read = roofline.weight_bytes(arch, q, cbits, per_token=True)
         resident = roofline.weight_bytes(arch, q, cbits, per_token=False)
         config = f"{model} · {quant} · {hw.label}"
+        precision = roofline.compute_precision(q, hw)
         for (n_in, n_out), p in g.groupby(["input_tokens", "output_tokens"]):
+            step = weights_read + kv * (n_in + n_out / 2)
+            flops = roofline.decode_flops(arch, n_in + n_out / 2)
             out.append(Observation(
                 dataset="lab", config=config, family=q.family, hardware=hw.key, hardware_label=hw.label,
                 kind=hw.kind, model=model, quantization=quant, input_tokens=int(n_in), output_tokens=int(n_out),
-                bytes_per_token=weights_read + kv * (n_in + n_out / 2), bandwidth=hw.bandwidth_gb_s * GB,
+                bytes_per_token=step, bandwidth=hw.bandwidth_gb_s * GB,
                 decode_tok_s=float(p["decode_tok_s"].median()),
+                roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
                 prefill_flops=roofline.prefill_flops(arch, int(n_in)),
                 peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
                 prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
@@ -186,7 +198,7 @@ class Calibrator:
 
     def _points(self, o: Observation, what: str):
         if what == "decode":
-            return o.bytes_per_token, 1 / o.decode_tok_s, o.bandwidth
+            return o.roofline_s, 1 / o.decode_tok_s, 1.0
         if o.prefill_s is None or o.prefill_flops is None:
             return None
         return o.prefill_flops, o.prefill_s, o.peak_flops
@@ -261,7 +273,7 @@ class Calibrator:
     def calibration(self, family: str, hw: Hardware, decode_error_pct: float | None = None) -> Calibration:
         """The Calibration of `family` on `hw`, each constant with the rows it came from."""
         d, d_rows = self._lookup(self.decode, family, hw, cross_kind=False)
-        p, p_rows = self._lookup(self.prefill, family, hw, cross_kind=True)
+        p, p_rows = self._lookup(self.prefill, family, hw, cross_kind=False)
         m, m_rows = (None, "")
         if (family, hw.key) in self.memory or (hw.calibrate_like and (family, hw.calibrate_like) in self.memory):
             m, m_rows = self._lookup(self.memory, family, hw, cross_kind=False)
@@ -269,7 +281,8 @@ class Calibrator:
             decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
             prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
             memory_overhead_gb=m.overhead_s if m else 0.0,
-            decode_rows=d_rows or roofline.CEILING.decode_rows, prefill_rows=p_rows or roofline.CEILING.prefill_rows,
+            decode_rows=d_rows or roofline.CEILING.decode_rows,
+            prefill_rows=p_rows or f"no {family} prefill row on {hw.kind.upper()}: roofline ceiling (a lower bound on time)",
             memory_rows=(m_rows.replace("overhead", "runtime memory").replace(" ms", " GB x1e-3") if m else
                          "none: weights + KV only (no measured memory row on this hardware)"),
             decode_error_pct=decode_error_pct)
@@ -278,7 +291,7 @@ class Calibrator:
         """Decode tok/s, prefill s and memory GB predicted for an observation's configuration."""
         hw = self.hardware_of[o.hardware]
         c = self.calibration(o.family, hw)
-        out = {"decode_tok_s": 1 / (o.bytes_per_token / (c.decode_efficiency * o.bandwidth) + c.decode_overhead_s)}
+        out = {"decode_tok_s": 1 / (o.roofline_s / c.decode_efficiency + c.decode_overhead_s)}
         if o.prefill_flops is not None and o.peak_flops:
             out["prefill_s"] = o.prefill_flops / (c.prefill_efficiency * o.peak_flops) + c.prefill_overhead_s
         if o.resident_bytes is not None:
@@ -315,7 +328,9 @@ def leave_one_out(observations: list[Observation], peaks: list[dict]) -> pd.Data
                 row[f"{metric}_err_pct"] = (abs(predicted / measured - 1) * 100
                                             if measured and predicted is not None else None)
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    numeric = [f"{m}_{s}" for m in ("decode_tok_s", "prefill_s", "memory_gb") for s in ("measured", "predicted", "err_pct")]
+    return out.astype({c: float for c in numeric if c in out})
 
 
 def accuracy(loo: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:

@@ -1,12 +1,14 @@
 """The roofline model of LLM inference: bytes per token, decode speed, prefill time, memory.
 
 Batch-1 decoding reads every active weight (and the KV cache) once per generated token and
-does about 2 FLOPs per weight read, an arithmetic intensity far below any GPU's or CPU's
-ridge point, so decode is bound by memory bandwidth; prefill processes all input tokens in
-one pass and is bound by compute (Williams et al., "Roofline", CACM 2009; the same argument in
+does about 2 FLOPs per weight read, an arithmetic intensity far below a GPU's ridge point,
+so decode is bound by memory bandwidth; prefill processes all input tokens in one pass and
+is bound by compute. The max() keeps the roofline's other side: a machine whose peak FLOP/s
+is low next to its bandwidth (2 CPU cores on 4-bit weights, fp16 on a Pascal P4) decodes at
+its compute roof (Williams et al., "Roofline", CACM 2009; the same argument in
 Pope et al., "Efficiently Scaling Transformer Inference", 2022, and in llama.cpp discussions).
 
-    decode step  t = bytes_per_step / (efficiency x bandwidth) + overhead     (s)
+    decode step  t = max(bytes / bandwidth, FLOPs / peak) / efficiency + overhead   (s)
     decode rate  1 / t                                                       (tokens/s per sequence)
     prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
     memory       weights + KV cache (context x batch) + runtime overhead     (GB)
@@ -253,7 +255,7 @@ def architecture_from_gguf(path: str | Path) -> dict:
         "params_total_b": round(total / 1e9, 4),
         "params_active_b": round(active / 1e9, 4),
         **({"experts": experts, "experts_per_token": used} if experts > 1 else {}),
-        "gguf_file_type": catalog._gguf_file_type(Path(path)),
+        "gguf_file_type": gguf.LlamaFileType(int(field("general.file_type"))).name.removeprefix("MOSTLY_"),
         "gguf_tensor_bytes": file_bytes,
         "gguf_bytes_per_token": per_token,
         "source": f"GGUF metadata and tensor table of {Path(path).name} (roofline.architecture_from_gguf)",
@@ -266,7 +268,7 @@ def architecture_from_gguf(path: str | Path) -> dict:
 @dataclasses.dataclass(frozen=True)
 class Calibration:
     """Fitted constants of one runtime family on one hardware, and where they came from."""
-    decode_efficiency: float = 1.0     # fraction of the bandwidth a decode step achieves
+    decode_efficiency: float = 1.0     # fraction of the roofline (bandwidth or compute) a decode step achieves
     decode_overhead_s: float = 0.0     # fixed seconds per decode step (launches, Python, sampling)
     prefill_efficiency: float = 1.0    # fraction of peak FLOP/s prefill achieves
     prefill_overhead_s: float = 0.0
@@ -325,6 +327,23 @@ def weight_bytes(arch: Architecture, quant: Quantization, cbits: int, per_token:
     return blocks + head + embedding
 
 
+def decode_flops(arch: Architecture, context_tokens: float, batch_size: int = 1) -> float:
+    """FLOPs of one decode step: 2 per active matmul weight (blocks and the output matrix) and
+    attention over the context, 4 x layers x context x heads x head_dim, per sequence."""
+    dense = 2 * (arch.block_params(active=True) + arch.vocab_size * arch.hidden_size)
+    attention = 4 * arch.layers * context_tokens * arch.attention_heads * arch.head_dim
+    return batch_size * (dense + attention)
+
+
+def roofline_seconds(step_bytes: float, step_flops: float | None, hw: Hardware, precision: str) -> float:
+    """Time of one step at the roofline (efficiency 1): max(bytes / bandwidth, FLOPs / peak);
+    the memory side alone where the hardware's peak in `precision` is not known."""
+    memory = step_bytes / (hw.bandwidth_gb_s * GB)
+    if step_flops is None or precision not in hw.peak_tflops:
+        return memory
+    return max(memory, step_flops / hw.peak_flops(precision))
+
+
 def prefill_flops(arch: Architecture, input_tokens: int, batch_size: int = 1) -> float:
     """FLOPs of one prefill: 2 x matmul parameters per input token (the active blocks), the
     output matrix for the last position only, and causal attention 2 x layers x n^2 x heads x
@@ -350,7 +369,9 @@ class Prediction:
     weights_read_gb: float           # read per decode step
     kv_read_gb: float                # KV cache read per step (all sequences, mean context)
     bytes_per_token_gb: float        # weights + KV per step
-    ceiling_tok_s: float             # bandwidth / bytes: efficiency 1, no overhead
+    decode_flops: float              # per step (all sequences)
+    decode_bound: str                # memory | compute: the roofline side of a decode step
+    ceiling_tok_s: float             # 1 / max(bytes / bandwidth, FLOPs / peak): efficiency 1, no overhead
     decode_tok_s: float              # per sequence
     prefill_s: float
     memory_gb: float                 # weights + KV at full context + runtime overhead
@@ -402,9 +423,10 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     step_bytes = weights_read + kv_read
     c = calibration
     bandwidth = hw.bandwidth_gb_s * GB
-    step_s = step_bytes / (c.decode_efficiency * bandwidth) + c.decode_overhead_s
-    decode = 1 / step_s
     precision = compute_precision(q, hw)
+    step_flops = decode_flops(arch, input_tokens + output_tokens / 2, batch_size)
+    ideal_s = roofline_seconds(step_bytes, step_flops, hw, precision)
+    decode = 1 / (ideal_s / c.decode_efficiency + c.decode_overhead_s)
     prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
         + c.prefill_overhead_s
     weights = weight_bytes(arch, q, cbits, per_token=False)
@@ -416,7 +438,9 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
         model=name or (model if isinstance(model, str) else "?"), quantization=q.key, family=q.family,
         hardware=hw.label, batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
         weights_gb=weights / GB, weights_read_gb=weights_read / GB, kv_read_gb=kv_read / GB,
-        bytes_per_token_gb=step_bytes / GB, ceiling_tok_s=bandwidth / step_bytes, decode_tok_s=decode,
+        bytes_per_token_gb=step_bytes / GB, decode_flops=step_flops,
+        decode_bound="memory" if ideal_s <= step_bytes / bandwidth else "compute",
+        ceiling_tok_s=1 / ideal_s, decode_tok_s=decode,
         prefill_s=prefill, memory_gb=memory / GB, memory_available_gb=available,
         fits_memory=None if available is None else memory / GB <= available,
         s_per_sample=per_sample, budget_s=budget_s, max_output_tokens=max_out,

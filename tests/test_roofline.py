@@ -1,0 +1,183 @@
+"""The roofline model: hand-computed cases, calibration recovering known constants, clear errors."""
+import dataclasses
+import json
+
+import pytest
+
+from shared import analysis, calibration, catalog, roofline
+from shared.roofline import GB, RooflineError
+
+
+def test_llama2_7b_q8_0_weights_are_7_16_gb():
+    p = roofline.predict("llama-2-7b-chat", "Q8_0", "T4", input_tokens=1, output_tokens=1)
+    assert p.weights_gb == pytest.approx(6.74e9 * 8.5 / 8 / 1e9, rel=1e-6)
+    assert p.weights_gb == pytest.approx(7.16, abs=0.01)
+
+
+def test_mistral_7b_kv_cache_is_128_kib_per_token_in_fp16():
+    arch = roofline.architecture("mistral-7b-instruct-v0.2")
+    assert arch.kv_bytes_per_token(16) == 128 * 1024  # 2 x 32 layers x 8 KV heads x 128 x 2 bytes
+    assert roofline.architecture("llama-2-7b-chat").kv_bytes_per_token(16) == 512 * 1024
+
+
+def test_mixtral_reads_only_its_active_experts():
+    arch = roofline.architecture("mixtral-8x7b-instruct-v0.1")
+    assert arch.params_active_b == pytest.approx(12.9)
+    p = roofline.predict("mixtral-8x7b-instruct-v0.1", "Q4_K_M", "2xT4", input_tokens=1, output_tokens=1)
+    assert p.weights_gb == pytest.approx(46.7e9 * 4.8944 / 8 / GB, rel=1e-3)       # all experts resident
+    # top-2 experts read per token; the input embedding is a row lookup, not read whole
+    assert p.weights_read_gb == pytest.approx((12.9e9 - 32000 * 4096) * 4.8944 / 8 / GB, rel=1e-6)
+
+
+def test_bitsandbytes_keeps_the_output_matrix_in_the_compute_dtype():
+    arch = roofline.architecture("llama-2-7b-chat")
+    q = roofline.quantization("bnb-4bit")
+    blocks = (6.74e9 - 2 * 32000 * 4096) * 4.127 / 8
+    assert roofline.weight_bytes(arch, q, 16, per_token=True) == pytest.approx(blocks + 32000 * 4096 * 2)
+    assert roofline.weight_bytes(arch, q, 16, per_token=False) == pytest.approx(blocks + 2 * 32000 * 4096 * 2)
+
+
+def test_decode_at_the_bandwidth_roof_and_a_layer_split_adds_memory_not_speed():
+    ceiling = roofline.CEILING
+    one = roofline.predict("mistral-7b-instruct-v0.2", "Q8_0", "T4", input_tokens=600, output_tokens=100)
+    two = roofline.predict("mistral-7b-instruct-v0.2", "Q8_0", "2xT4", input_tokens=600, output_tokens=100)
+    kv = 128 * 1024 * 650
+    assert one.bytes_per_token_gb == pytest.approx(((7.24e9 - 32000 * 4096) * 8.5 / 8 + kv) / GB)
+    assert one.decode_bound == "memory"
+    assert one.decode_tok_s == pytest.approx(320e9 / (one.bytes_per_token_gb * GB))
+    assert two.decode_tok_s == pytest.approx(one.decode_tok_s)
+    assert (one.memory_available_gb, two.memory_available_gb) == (16, 32)
+    assert ceiling.decode_efficiency == 1
+
+
+def test_fp16_on_a_pascal_p4_is_compute_bound():
+    p = roofline.predict("phi-2", "fp16", "P4")
+    assert p.precision == "fp16" and p.decode_bound == "compute"
+    q8 = roofline.predict("phi-2", "Q8_0", "P4")
+    assert q8.precision == "int8" and q8.decode_bound == "memory"
+
+
+def test_seconds_per_sample_and_largest_output_follow_the_budget():
+    cal = roofline.Calibration(decode_efficiency=0.5, decode_overhead_s=0.004, prefill_efficiency=0.3)
+    p = roofline.predict("llama-2-7b-chat", "Q4_K_M", "T4", input_tokens=600, output_tokens=100, calibration=cal)
+    assert p.s_per_sample == pytest.approx(p.prefill_s + 99 / p.decode_tok_s)
+    assert p.max_output_tokens == int(1 + (p.budget_s - p.prefill_s) * p.decode_tok_s)
+    assert p.fast_enough == (p.s_per_sample <= p.budget_s)
+    flops = 2 * (6.74e9 - 2 * 32000 * 4096) * 600 + 2 * 32000 * 4096 + 2 * 32 * 600**2 * 32 * 128
+    assert p.prefill_s == pytest.approx(flops / (0.3 * 130e12))  # llama.cpp on a T4: int8 (MMQ)
+
+
+def test_fit_recovers_a_known_efficiency_and_overhead():
+    bandwidth, eff, overhead = 100e9, 0.6, 0.002
+    x = [b / bandwidth for b in (1e9, 2e9, 4e9, 8e9)]  # seconds at the roof
+    t = [xi / eff + overhead for xi in x]
+    got_eff, got_c, method = calibration.fit_line(x, t, 1.0)
+    assert (got_eff, got_c, method) == (pytest.approx(eff), pytest.approx(overhead), "slope and intercept")
+    # one model size: the overhead comes from the family, the efficiency is fitted
+    got_eff, got_c, _ = calibration.fit_line([x[0]] * 3, [t[0]] * 3, 1.0, prior_overhead=overhead)
+    assert (got_eff, got_c) == (pytest.approx(eff), pytest.approx(overhead))
+
+
+def _synthetic(hw: roofline.Hardware, eff: float, overhead: float, sizes_gb) -> list:
+    out = []
+    for i, size in enumerate(sizes_gb):
+        roof = size * GB / (hw.bandwidth_gb_s * GB)
+        out.append(calibration.Observation(
+            dataset="published", config=f"synthetic {i}", family="llama.cpp", hardware=hw.key,
+            hardware_label=hw.label, kind=hw.kind, model=f"m{i}", quantization="Q4_0", input_tokens=1,
+            output_tokens=0, bytes_per_token=size * GB, bandwidth=hw.bandwidth_gb_s * GB,
+            decode_tok_s=1 / (roof / eff + overhead), roofline_s=roof))
+    return out
+
+
+def test_calibrator_recovers_synthetic_rows_and_leave_one_out_is_exact():
+    t4 = roofline.hardware("T4")
+    obs = _synthetic(t4, 0.55, 0.003, [1, 2, 4, 7, 13])
+    index = calibration.hardware_index(obs, [])
+    cal = calibration.Calibrator(obs, index).calibration("llama.cpp", t4)
+    assert cal.decode_efficiency == pytest.approx(0.55) and cal.decode_overhead_s == pytest.approx(0.003)
+    assert "synthetic 0" in cal.decode_rows
+    # a 2xT4 borrows the T4's rows (calibrate_like) and says so
+    cal2 = calibration.Calibrator(obs, index).calibration("llama.cpp", roofline.hardware("2xT4"))
+    assert cal2.decode_efficiency == pytest.approx(0.55) and "2xT4 unmeasured" in cal2.decode_rows
+    loo = calibration.leave_one_out(obs, [])
+    assert loo["decode_tok_s_err_pct"].max() < 1e-6
+    acc = calibration.accuracy(loo)
+    assert acc.loc[0, "configs"] == 5 and acc.loc[0, "decode_tok_s_median_err_pct"] < 1e-6
+
+
+def test_unknown_hardware_lists_what_is_known():
+    with pytest.raises(RooflineError) as e:
+        roofline.hardware("TPU v9")
+    assert "P4" in str(e.value) and "2xT4" in str(e.value) and "measured CPUs" in str(e.value)
+    with pytest.raises(RooflineError, match="known"):
+        roofline.quantization("Q1_Z")
+    with pytest.raises(RooflineError, match="fp16"):
+        roofline.hardware("P4").peak_flops("int4")
+
+
+def test_a_model_without_architecture_facts_lists_what_is_missing():
+    spec = dataclasses.replace(catalog.get("phi-2"), name="bare", architecture={"layers": 32})
+    with pytest.raises(RooflineError) as e:
+        roofline.architecture(spec)
+    assert "hidden_size" in str(e.value) and "kv_heads" in str(e.value) and "layers," not in str(e.value).split("facts")[1].split(";")[0]
+
+
+def test_bad_workload_is_refused_before_compute():
+    with pytest.raises(RooflineError, match="output_tokens"):
+        roofline.predict("phi-2", "Q8_0", "T4", output_tokens=0)
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-instruct", "gemma-3-270m", "qwen2.5-coder-1.5b-instruct"])
+def test_typed_architecture_equals_the_gguf(name):
+    spec = catalog.get(name)
+    try:
+        path = catalog.resolve(spec, verify=False)
+    except catalog.ModelFileError as e:
+        pytest.skip(f"{name} not installed here: {e}")
+    from_file = roofline.architecture_from_gguf(path)
+    typed = dict(spec.architecture)
+    assert {k: v for k, v in typed.items() if k != "source"} == {k: v for k, v in from_file.items() if k != "source"}
+
+
+def test_cpu_hardware_comes_from_measured_peaks():
+    row = {"machine": "CPU AMD EPYC (2 cores)", "triad_gb_s": 20.0, "matmul_fp32_tflops": 0.1,
+           "memory_total_gb": 25.0, "threads": 2, "timestamp": "2026-11-29T00:00:00"}
+    hw = roofline.hardware("CPU AMD EPYC (2 cores)", [row])
+    assert (hw.label, hw.kind, hw.bandwidth_gb_s, hw.peak_tflops) == ("AMD EPYC 2c", "cpu", 20.0, {"fp32": 0.1})
+    assert roofline.hardware("AMD EPYC 2c", [row]) == hw
+
+
+def test_published_rows_load_with_their_sources():
+    obs = calibration.published_observations()
+    assert len(obs) >= 30 and all(o.source for o in obs)
+    assert all(o.hardware in roofline.hardware_table() for o in obs)
+
+
+def test_seed_check_rules_out_a_p4_for_the_gguf_column():
+    obs = calibration.published_observations()
+    cal = calibration.Calibrator(obs, calibration.hardware_index(obs, []))
+    check = calibration.seed_check(cal)
+    p4 = check[(check["column"] == "P4 GGUF") & (check["hypothesis"] == "P4")]
+    assert not p4["plausible"].all()  # Gemma 7B Q8_0 does not fit 8 GB; Llama 2 7B would need eff 0.93
+    verdicts = calibration.seed_verdicts(check)
+    assert not verdicts[(verdicts["column"] == "P4 GGUF") & (verdicts["hypothesis"] == "P4")]["supported"].any()
+
+
+@pytest.mark.parametrize("machine,label", [
+    ("CPU AMD EPYC (2 cores)", "AMD EPYC 2c"), ("CPU Intel(R) Xeon(R) Processor (2 cores)", "Xeon 2c"),
+    ("2xTesla T4", "2xT4"), ("Tesla T4", "T4"), ("NVIDIA H200", "H200"), ("Tesla P100-PCIE-16GB", "P100"),
+    ("NVIDIA GeForce RTX 3090", "RTX 3090"), ("Tesla P4", "P4")])
+def test_short_machine_labels(machine, label):
+    assert analysis.machine_label(machine) == label
+    assert roofline.hardware(label).label == label if label in {h.label for h in roofline.hardware_table().values()} else True
+
+
+def test_peaks_rows_prefer_the_least_contended(tmp_path):
+    from shared import peaks
+    path = tmp_path / "machine_peaks.jsonl"
+    base = {"machine": "CPU X (2 cores)", "threads": 2, "status": "ok", "matmul_fp32_tflops": 0.1}
+    path.write_text("\n".join(json.dumps({**base, "triad_gb_s": bw, "load_avg_1min": load})
+                              for bw, load in [(19.0, 2.1), (12.0, 8.0)]) + "\n")
+    (row,) = peaks.rows(path)
+    assert row["triad_gb_s"] == 19.0 and not peaks.contended(row)
