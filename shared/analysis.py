@@ -1,6 +1,8 @@
 """From result rows to the numbers a report states: speed tables, the budget verdict, line fits."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -17,9 +19,26 @@ def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep]
 
 
+def machine_label(machine: str) -> str:
+    """A short, scannable name for a row's `machine`: "CPU AMD EPYC (2 cores)" -> "AMD EPYC 2c",
+    "CPU Intel(R) Xeon(R) Processor (2 cores)" -> "Xeon 2c", "2xTesla T4" -> "2xT4",
+    "NVIDIA H200" -> "H200", "NVIDIA GeForce RTX 3090" -> "RTX 3090"."""
+    m = re.fullmatch(r"CPU (.*?) \((\d+) cores\)", str(machine))
+    if m:
+        name = re.sub(r"\((R|TM|tm)\)|\bCPU\b|\bProcessor\b|@.*|\d+-Core", " ", m[1])
+        name = re.sub(r"\bIntel\b\s*(?=Xeon|Core)", "", name)
+        return f"{' '.join(name.split())} {m[2]}c"
+    count, _, name = re.fullmatch(r"(?:(\d+)x)?(.*)", str(machine)).group(1, 0, 2)
+    name = re.sub(r"\b(NVIDIA|GeForce|Tesla)\b|-(PCIE|SXM\d?)-\d+GB|\s+\d+GB (HBM\w*|PCIe)", " ", name)
+    name = " ".join(name.split())
+    return f"{count}x{name}" if count else name
+
+
 def column(df: pd.DataFrame) -> pd.Series:
-    """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1<br>CPU ...")."""
-    return df["runtime"] + "<br>" + df["machine"]
+    """The seed's table columns: one per runtime and machine ("llama.cpp Q4_1<br>AMD EPYC 2c")."""
+    return df["runtime"] + "<br>" + df["machine"].map(machine_label)
+
+
 
 
 def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:

@@ -48,6 +48,7 @@ class ModelSpec:
     chat_template: bool
     context_length: int | None
     sha256: str | None = None
+    architecture: dict | None = None   # layers, heads, sizes, parameters (shared/roofline.py reads it)
 
 
 @functools.cache
