@@ -15,6 +15,8 @@ SMALL = {
     "length_scaling": dict(models=["smollm2-135m-instruct"], backends=["transformers", "llama_cpp"],
                            input_lengths=[8, 16], output_lengths=[2, 4], batch_sizes=[1, 2],
                            fixed_input_tokens=8, fixed_output_tokens=2, repetitions=1),
+    "roofline": dict(threads=1, peak_array_mb=64, candidates=["phi-2", "mistral-7b-instruct-v0.2"],
+                     quantizations=["Q4_K_M"], hardware=["T4"]),
     "eos": dict(models=["smollm2-135m-instruct"], backends=["llama_cpp"],
                 questions=["Say hi."], max_new_tokens=8),
     "make_validation_set": dict(n_samples=4, max_new_tokens=24),
