@@ -81,7 +81,8 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
         q = roofline.quantization(r["quantization"]) if r.get("quantization") else None
         precision = roofline.compute_precision(q, hw) if q else "int8"
         out.append(Observation(
-            dataset="published", config=f"published #{i + 1}", family=r["family"], hardware=hw.key,
+            dataset="published", config=f"{r['model']} · {r['family']} · {hw.label} (published #{i + 1})",
+            family=r["family"], hardware=hw.key,
             hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
             input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
             bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
