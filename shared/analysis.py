@@ -94,26 +94,52 @@ def linear_fit(x, y) -> dict:
     return {"slope": float(slope), "intercept": float(intercept), "r2": float(r2)}
 
 
-# (sweep, x column, y column, unit of y) for the length-scaling notebook and report
+def with_model_memory(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with peak_model_rss_mb = peak_rss_mb - rss_before_load_mb: the model's share of a
+    call's peak (weights, KV cache, activations), without the interpreter and libraries the
+    process held before loading. Empty for older rows that lack rss_before_load_mb."""
+    if df.empty or "peak_rss_mb" not in df:
+        return df
+    before = pd.to_numeric(df.get("rss_before_load_mb", pd.Series(np.nan, index=df.index)), errors="coerce")
+    return df.assign(peak_model_rss_mb=pd.to_numeric(df["peak_rss_mb"], errors="coerce") - before)
+
+
+def memory_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per model x runtime x machine, medians in MB: the process before loading, the model's
+    share after loading (model_rss_mb) and at the peak of a generation (peak_model_rss_mb),
+    the process peak, and CUDA allocated / reserved where on a GPU. Rows older than the
+    rss_before_load_mb field are left out."""
+    d = with_model_memory(ok_timed(df))
+    if d.empty or "peak_model_rss_mb" not in d or d["peak_model_rss_mb"].isna().all():
+        return pd.DataFrame()
+    d = d[d["peak_model_rss_mb"].notna()]
+    cols = [c for c in ("rss_before_load_mb", "model_rss_mb", "peak_model_rss_mb", "peak_rss_mb",
+                        "cuda_max_allocated_mb", "cuda_max_reserved_mb") if c in d]
+    d = d.assign(**{c: pd.to_numeric(d[c], errors="coerce") for c in cols})
+    return d.groupby(["model", "runtime", "machine"])[cols].median().dropna(axis=1, how="all").reset_index()
+
+
+# (sweep, x column, y column, unit of y) for the length-scaling notebook and report; memory is
+# the model's share (with_model_memory), not the whole process
 SCALING_CURVES = [
     ("input", "input_tokens", "prefill_s", "s"),
-    ("input", "input_tokens", "peak_rss_mb", "MB"),
+    ("input", "input_tokens", "peak_model_rss_mb", "MB"),
     ("output", "output_tokens", "total_s", "s"),
-    ("output", "output_tokens", "peak_rss_mb", "MB"),
+    ("output", "output_tokens", "peak_model_rss_mb", "MB"),
     ("batch", "batch_size", "throughput_tok_s", "tok/s"),
-    ("batch", "batch_size", "peak_rss_mb", "MB"),
+    ("batch", "batch_size", "peak_model_rss_mb", "MB"),
 ]
 
 
 def scaling_fits(df: pd.DataFrame) -> pd.DataFrame:
     """A fitted line for every curve of the length-scaling sweeps, per model and runtime."""
-    df = ok_timed(df)
+    df = with_model_memory(ok_timed(df))
     rows = []
     if df.empty:
         return pd.DataFrame()
     for (model, runtime, mach), g in df.groupby(["model", "runtime", "machine"]):
         for sweep, x, y, unit in SCALING_CURVES:
-            pts = g[g["sweep"] == sweep].groupby(x)[y].median()
+            pts = g[g["sweep"] == sweep].groupby(x)[y].median().dropna()
             if len(pts) < 2:
                 continue
             fit = linear_fit(pts.index, pts.values)

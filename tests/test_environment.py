@@ -34,7 +34,7 @@ def test_catalog_has_the_seed_candidates_and_the_embedded_models():
         assert name in entries
     for spec in entries.values():
         assert spec.format in ("hf", "gguf")
-        assert set(spec.source) & {"embedded", "hub", "path"}
+        assert set(spec.source) & {"embedded", "embedded_parts", "hub", "path"}
         assert spec.context_length and spec.params_b
 
 

@@ -26,6 +26,7 @@
 models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/models.yaml) or paths
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
+quantizations_by_model = {}                          # model: its own transformers quantizations; [] = llama.cpp only
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
 dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
 n_threads = 2                                        # CPU threads (llama.cpp and torch)
@@ -47,7 +48,8 @@ from shared.machine import REPO
 
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
-configs = experiment.model_configs(models, backends, quantizations)
+configs = [c for m in models
+           for c in experiment.model_configs([m], backends, quantizations_by_model.get(m, quantizations))]
 
 
 def measure(config):
@@ -72,6 +74,17 @@ display(Markdown(analysis.markdown(analysis.speed_table(df, "decode_tok_s"), ind
 fails = analysis.failures(df)
 if not fails.empty:
     display(Markdown("Failed configurations:\n\n" + analysis.markdown(fails)))
+
+# %% [markdown]
+# ## Memory: the model's share of the process (MB, medians)
+#
+# The process RSS before loading, what loading added (`model_rss_mb`), the peak of a timed
+# generation minus the RSS before loading (`peak_model_rss_mb`: weights, KV cache and
+# activations) and the process peak (`peak_rss_mb`). Mapped weights count once read: see
+# `LoadedModel.model_rss_mb`.
+
+# %%
+display(Markdown(analysis.markdown(analysis.memory_table(df))))
 
 # %% [markdown]
 # ## Fast enough? The per-sample budget against measured prefill and decode
