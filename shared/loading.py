@@ -63,7 +63,6 @@ class LoadedModel:
             return None
         return self.rss_after_load_mb - self.rss_before_load_mb
 
-
     @property
     def has_chat_template(self) -> bool:
         """Whether encode(messages=...) works; base models take a raw prompt only."""
