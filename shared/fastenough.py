@@ -205,10 +205,16 @@ def roofline_figure(m: Model, hardware=HARDWARE, path: str | Path | None = None)
     seen = {h.key for h in lines}
     lines += [m.hardware_of[k] for k in dict.fromkeys(o.hardware for o in published) if k not in seen]
     colors = dict(zip([h.key for h in lines], plt.cm.tab20(np.linspace(0, 1, max(len(lines), 2)))))
+    drawn: dict[float, list[str]] = {}
+    for i, h in enumerate(lines):  # cards with the same bandwidth share one line (T4 and 2xT4)
+        drawn.setdefault(h.bandwidth_gb_s, []).append(h.label)
     for i, h in enumerate(lines):
+        labels = drawn[h.bandwidth_gb_s]
+        if labels[0] != h.label:
+            continue
         main = i < len(hardware) + 1  # the table's GPUs and this machine: thick; the published cards: thin
         ax.plot(x, h.bandwidth_gb_s / x, lw=2 if main else 0.8, ls="-" if main else "--", color=colors[h.key],
-                label=f"{h.label} roofline ({h.bandwidth_gb_s:.0f} GB/s)")
+                label=f"{' / '.join(labels)} roofline ({h.bandwidth_gb_s:.0f} GB/s)")
     for o in published:
         ax.scatter(o.bytes_per_token / 1e9, o.decode_tok_s, marker="^", s=28, color=colors[o.hardware],
                    edgecolor="k", lw=0.3, alpha=0.9 if o.fit else 0.35)

@@ -3,7 +3,9 @@
 `python -m shared.report iterations/01_biggest_model` rewrites them; a test fails when they
 differ from what the results produce.
 """
-from shared import analysis, metrics, results
+import functools
+
+from shared import analysis, calibration, fastenough, metrics, results
 from shared.machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -105,6 +107,80 @@ def prompt_strategies() -> str:
     return "\n\n".join(parts) + "\n\n" + _source("prompt_engineering", "prompt_engineering.ipynb", df)
 
 
+@functools.cache
+def _roofline_model():
+    return fastenough.Model(RESULTS)
+
+
+def _roofline_source(m) -> str:
+    hw = m.this_machine()
+    peak = next((p for p in m.peaks if hw is not None and p["machine"] == hw.key), None)
+    measured = (f"this machine ({hw.label}) measured by `shared/peaks.py`: triad {peak['triad_gb_s']:.1f} GB/s, "
+                f"fp32 matmul {peak['matmul_fp32_tflops'] * 1e3:.0f} GFLOP/s with {peak['threads']} threads "
+                f"(1-min load {peak['load_avg_1min']:.1f})" if peak else "this machine's peaks not measured yet")
+    return (f"_Made by `roofline.ipynb` from `res/01_biggest_model/speed.jsonl`, `length_scaling.jsonl` and "
+            f"`machine_peaks.jsonl` ({measured}), `shared/data/published_speeds.yaml` "
+            f"({sum(o.dataset == 'published' for o in m.observations)} published rows) and the facts in "
+            f"`shared/hardware.yaml`, `shared/data/quantization.yaml`, `shared/models.yaml`._")
+
+
+def roofline_accuracy() -> str:
+    m = _roofline_model()
+    summary = fastenough.loo_summary(m)
+    if summary.empty:
+        return "_No measured rows yet: run `roofline.ipynb`._"
+    return (analysis.markdown(summary, floatfmt=".1f") + "\n\n"
+            "Leave-one-out: each configuration (model x quantization x runtime x hardware) is predicted "
+            "by constants fitted without it; errors are absolute percentages, median and worst over "
+            "configurations. Published rows that the source itself calls compute-bound (Q2_K / Q3_K_S on a "
+            "P40) are left out of the fit and of these numbers.\n\n" + _roofline_source(m))
+
+
+def roofline_fast_enough() -> str:
+    m = _roofline_model()
+    table = fastenough.fast_enough(m)
+    return (f"Each cell: ✓ fast enough / slow, predicted decode tok/s, seconds per sample of "
+            f"{fastenough.INPUT_TOKENS} input + {fastenough.OUTPUT_TOKENS} output tokens, memory needed "
+            f"(weights + KV cache + runtime overhead where one was measured); ✗ = does not fit in memory. "
+            f"Budget {fastenough.BUDGET_HOURS:g} h / {fastenough.SAMPLES} samples = "
+            f"{fastenough.BUDGET_HOURS * 3600 / fastenough.SAMPLES:.1f} s a sample.\n\n"
+            + analysis.markdown(fastenough.fast_enough_grid(table))
+            + "\n\nThe biggest candidate that fits memory and budget on each GPU (a quantization calibrated "
+            "on measured rows preferred):\n\n" + fastenough.biggest_sentences(table)
+            + "\n\nWhich rows calibrated each runtime on each GPU, and the leave-one-out error of that family:\n\n"
+            + analysis.markdown(fastenough.calibrations(m, table), floatfmt=".0f") + "\n\n" + _roofline_source(m))
+
+
+def roofline_cpu_ladder() -> str:
+    m = _roofline_model()
+    ladder = fastenough.cpu_ladder(m)
+    if ladder.empty:
+        return "_This machine's peaks are not measured: run `roofline.ipynb`._"
+    return (f"On {m.this_machine().label}, a sample of {fastenough.INPUT_TOKENS} + {fastenough.OUTPUT_TOKENS} "
+            "tokens. Measured rows: decode tok/s from the rows, prefill scaled linearly from the measured "
+            "input length, and the leave-one-out prediction beside them; predicted rows are marked.\n\n"
+            + analysis.markdown(ladder, floatfmt=".3g"))
+
+
+def roofline_seed_check() -> str:
+    m = _roofline_model()
+    check = calibration.seed_check(m.calibrator)
+    verdicts = calibration.seed_verdicts(check)
+    lines = []
+    for column, g in verdicts.groupby("column", sort=False):
+        sup = ", ".join(g.loc[g["supported"], "hypothesis"]) or "none"
+        ruled = [f"{r['hypothesis']} ({r['no_fit']} of {r['cells']} models do not fit, highest implied "
+                 f"efficiency {r['max_implied_eff']:.2f})" for _, r in g.iterrows() if r["plausible"] < r["cells"]]
+        lines.append(f"- **{column}**: consistent with {sup}" + (f"; ruled out: {'; '.join(ruled)}" if ruled else "") + ".")
+    return (f"Implied efficiency = seed tok/s x bytes per token / bandwidth; a cell is plausible when the "
+            f"model fits the GPU's memory and the efficiency is at most {check.attrs['efficiency_ceiling']:.2f}, "
+            "the highest of any published llama.cpp row. `median_factor_off`: how far the calibrated "
+            "prediction is from the seed's numbers (a factor, 1 = equal).\n\n"
+            + analysis.markdown(verdicts, floatfmt=".2f") + "\n\n" + "\n".join(lines)
+            + "\n\n_Per cell: `calibration.seed_check` (in `roofline.ipynb`); the seed's numbers are in "
+            "`shared/data/seed_speeds.yaml` with their source._")
+
+
 BLOCKS = {
     "speed_decode": speed_decode,
     "speed_prefill": speed_prefill,
@@ -115,4 +191,8 @@ BLOCKS = {
     "eos_comparison": eos_comparison,
     "validation_set": validation_set,
     "prompt_strategies": prompt_strategies,
+    "roofline_accuracy": roofline_accuracy,
+    "roofline_fast_enough": roofline_fast_enough,
+    "roofline_cpu_ladder": roofline_cpu_ladder,
+    "roofline_seed_check": roofline_seed_check,
 }
