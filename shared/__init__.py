@@ -15,6 +15,10 @@ runbook   the main job: an iteration's notebooks under papermill, then its repor
 metrics   the competition's SCS metric (sentence-t5-base, or the embedded MiniLM stand-in)
 prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any model
 validation  the lab's validation set: reproducible (text, prompt) pairs and their rewrites
+roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits
+calibration  the roofline's efficiencies fitted on measured and published rows; leave-one-out
+peaks     this machine's measured memory bandwidth and matmul FLOP/s (STREAM-like, torch)
+fastenough  Iteration 1's answer: every candidate x quantization x GPU, the CPU ladder, figure
 
 Importing this package loads no model and does no work.
 """
