@@ -175,6 +175,7 @@ def _run_isolated(measure, config: dict, path, run_id: str, base: dict,
     tail = collections.deque(maxlen=40)  # last stderr lines, for the failed row
     echo = threading.Thread(target=_echo_stderr, args=(child.stderr, tail), daemon=True)
     echo.start()
+    code, error = None, None
     try:
         try:
             child.stdin.write(pickle.dumps((sys.path, blob)))
@@ -183,19 +184,15 @@ def _run_isolated(measure, config: dict, path, run_id: str, base: dict,
             pass
         code = child.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        _kill(child)
         error = f"timed out after {timeout_s:g} s"
-    except BaseException:
-        _kill(child)
-        raise
-    else:
-        if code == 0:
-            return True
-        if code == _RECORDED_FAILURE:
-            return False
-        error = _describe_exit(code, tail)
-    finally:
+    finally:  # also on an interrupt: nothing of this configuration keeps running
+        _kill(child)  # the child and whatever it started (they would hold its stderr open)
         echo.join(timeout=5)
+    if code == 0:
+        return True
+    if code == _RECORDED_FAILURE:
+        return False
+    error = error or _describe_exit(code, tail)
     results.append(path, _failed_row(base, config, error, "".join(tail)[-_STDERR_TAIL:] or None),
                    run_id=run_id)
     return False
@@ -211,9 +208,10 @@ def _echo_stderr(stream, tail: collections.deque) -> None:
 
 
 def _kill(child: subprocess.Popen) -> None:
+    """SIGKILL the child's process group (the child and what it started); wait for the child."""
     try:
         os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:
+    except ProcessLookupError:  # nothing left in it
         pass
     child.wait()
 
@@ -225,7 +223,7 @@ def _describe_exit(code: int, tail: Iterable[str]) -> str:
             name = signal.Signals(-code).name
         except ValueError:
             name = "a signal"
-        hint = " (the out-of-memory killer sends SIGKILL)" if -code == signal.SIGKILL else ""
+        hint = ", as the out-of-memory killer does" if -code == signal.SIGKILL else ""
         return f"killed by {name} (signal {-code}){hint}"
     last = next((line.strip() for line in reversed(list(tail)) if line.strip()), "")
     return f"exited with code {code}" + (f": {last}" if last else "")

@@ -5,6 +5,7 @@ Real child processes, real signals; no model is loaded, so the whole file takes 
 import os
 import resource
 import signal
+import sys
 import time
 
 import nbformat
@@ -26,6 +27,7 @@ def test_a_configuration_killed_by_a_signal_is_a_failed_row_and_the_next_one_run
         """Yields one row, then kills its own process with config["signal"] (if any)."""
         yield {"step": 1}
         if config["signal"]:
+            print("GGML_ASSERT(about to die) failed", file=sys.stderr)  # a C library's last words
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
             os.kill(os.getpid(), getattr(signal, config["signal"]))
             time.sleep(10)  # not reached: the signal ends the process
@@ -40,6 +42,7 @@ def test_a_configuration_killed_by_a_signal_is_a_failed_row_and_the_next_one_run
     assert crashed["step"].tolist()[0] == 1
     number = getattr(signal, sig).value
     assert crashed["error"].iloc[-1].startswith(f"killed by {sig} (signal {number})")
+    assert "GGML_ASSERT(about to die) failed" in crashed["traceback"].iloc[-1]  # the end of its stderr
     assert after["status"].tolist() == ["ok", "ok"] and after["step"].tolist() == [1, 2]
     assert df["run_id"].nunique() == 1
 
@@ -60,6 +63,16 @@ def test_a_hanging_configuration_is_stopped_after_the_timeout(tmp_path):
     assert time.perf_counter() - start < 60
     assert df["status"].tolist() == ["failed", "ok"]
     assert df["error"].iloc[0] == "timed out after 5 s"
+
+
+def test_a_process_that_exits_by_itself_is_a_failed_row_with_its_last_words(tmp_path):
+    def measure(config):
+        print("fatal: the backend gave up", file=sys.stderr)
+        os._exit(3)  # as a C library calling exit(3)
+        yield {}
+
+    df = experiment.run([{"model": "m"}], measure, tmp_path / "t.jsonl")
+    assert df["error"].tolist() == ["exited with code 3: fatal: the backend gave up"]
 
 
 def test_an_exception_keeps_its_traceback_and_the_rows_before_it(tmp_path):
