@@ -19,6 +19,21 @@ def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep]
 
 
+def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """`df` with `columns` (those present) as floats: a null in the JSON rows (an undefined value,
+    e.g. decode_tok_s of a 1-token answer) and anything not a number become NaN, so a column
+    that is entirely null still aggregates, and tables print an empty cell for it."""
+    cols = [c for c in columns if c in df]
+    return df.assign(**{c: pd.to_numeric(df[c], errors="coerce").astype(float) for c in cols}) if cols else df
+
+
+def _median_std(r) -> str:
+    """A speed-table cell: 'median ± std', 'n/a' where the value is undefined in every row."""
+    if pd.isna(r["median"]):
+        return "n/a"
+    return f"{r['median']:.1f} ± {0 if pd.isna(r['std']) else r['std']:.1f}"
+
+
 def machine_label(machine: str) -> str:
     """A short, scannable name for a row's `machine`: "CPU AMD EPYC (2 cores)" -> "AMD EPYC 2c",
     "CPU Intel(R) Xeon(R) Processor (2 cores)" -> "Xeon 2c", "2xTesla T4" -> "2xT4",
@@ -39,16 +54,14 @@ def column(df: pd.DataFrame) -> pd.Series:
     return df["runtime"] + "<br>" + df["machine"].map(machine_label)
 
 
-
-
 def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:
     """Models as rows, runtime x machine as columns, cells 'median ± std' of `metric`."""
-    df = ok_timed(df)
+    df = numeric(ok_timed(df), [metric])
     if df.empty:
         return pd.DataFrame()
     df = df.assign(column=column(df))
     stats = df.groupby(["model", "column"])[metric].agg(["median", "std", "count"])
-    cells = stats.apply(lambda r: f"{r['median']:.1f} ± {0 if np.isnan(r['std']) else r['std']:.1f}", axis=1)
+    cells = stats.apply(_median_std, axis=1)
     table = cells.unstack("column").fillna("")
     order = sorted(table.index, key=lambda m: (catalog.catalog().get(m).params_b if m in catalog.catalog() else 0) or 0)
     return table.loc[order]
@@ -69,15 +82,27 @@ def verdict(df: pd.DataFrame, budget_hours: float, samples: int, output_tokens: 
     Per sample the budget is budget_hours * 3600 / samples seconds. With the measured prefill
     time for a typical input and the measured decode rate, the largest output that fits is
     1 + (budget - prefill_s) * decode_tok_s tokens; `fits` compares it with `output_tokens`.
+
+    An undefined value stays undefined (an empty cell, "n/a" for fits): rows of 1-token answers
+    have no decode rate, so the largest output is unknown unless the first token alone misses
+    the budget (then 0 and "no"); a wanted output of 1 token needs no decode rate.
     """
-    df = ok_timed(df)
+    df = numeric(ok_timed(df), ["input_tokens", "prefill_s", "decode_tok_s"])
     budget_s = budget_hours * 3600 / samples
+    if df.empty:
+        empty = pd.DataFrame()
+        empty.attrs.update(budget_s=budget_s, output_tokens=output_tokens)
+        return empty
     g = df.groupby(["model", "runtime", "machine"]).agg(
         input_tokens=("input_tokens", "median"), prefill_s=("prefill_s", "median"),
         decode_tok_s=("decode_tok_s", "median")).reset_index()
-    g["max_output_tokens"] = np.floor(1 + (budget_s - g["prefill_s"]) * g["decode_tok_s"]).clip(lower=0).astype(int)
-    g["s_per_sample"] = g["prefill_s"] + (output_tokens - 1) / g["decode_tok_s"]
-    g["fits"] = np.where(g["max_output_tokens"] >= output_tokens, "yes", "no")
+    prefill, rate = g["prefill_s"], g["decode_tok_s"]
+    over = prefill > budget_s  # the first token alone misses the budget (False where unknown)
+    most = np.floor(1 + (budget_s - prefill) * rate).clip(lower=0).where(~over, 0)
+    g["max_output_tokens"] = most.astype("Int64")  # NaN -> <NA>, an empty cell
+    g["s_per_sample"] = prefill + ((output_tokens - 1) / rate if output_tokens > 1 else 0.0)
+    g["fits"] = np.select([over, g["s_per_sample"].isna(), g["s_per_sample"] <= budget_s],
+                          ["no", "n/a", "yes"], "no")
     g.attrs.update(budget_s=budget_s, output_tokens=output_tokens)
     return g
 
@@ -139,7 +164,7 @@ def scaling_fits(df: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     for (model, runtime, mach), g in df.groupby(["model", "runtime", "machine"]):
         for sweep, x, y, unit in SCALING_CURVES:
-            pts = g[g["sweep"] == sweep].groupby(x)[y].median().dropna()
+            pts = numeric(g[g["sweep"] == sweep], [x, y]).groupby(x)[y].median().dropna()
             if len(pts) < 2:
                 continue
             fit = linear_fit(pts.index, pts.values)
@@ -153,13 +178,14 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".3g", index: bool = False) -> st
     """A DataFrame as a GitHub markdown table ('_no rows yet_' when empty)."""
     if df.empty:
         return "_no rows yet: run the notebook_"
+    df = df.replace([np.inf, -np.inf], np.nan)
     df = df.astype(object).where(df.notna(), None)  # blank cells, not "nan"
     return df.to_markdown(index=index, floatfmt=floatfmt, missingval="")
 
 
 def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean output tokens and seconds per answer, and how many stopped at EOS, per mode."""
-    ok = df[df["status"].eq("ok")] if not df.empty else df
+    ok = numeric(df[df["status"].eq("ok")], ["output_tokens", "total_s"]) if not df.empty else df
     if ok.empty:
         return pd.DataFrame()
     return ok.groupby(["model", "runtime", "machine", "mode"]).agg(
@@ -170,7 +196,9 @@ def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def speedup(df: pd.DataFrame, baseline: str, metric: str = "decode_tok_s") -> pd.DataFrame:
     """Median `metric` of each runtime divided by the `baseline` runtime's, per model and machine."""
-    med = ok_timed(df).groupby(["model", "machine", "runtime"])[metric].median().unstack("runtime")
+    if ok_timed(df).empty:
+        return pd.DataFrame()
+    med = numeric(ok_timed(df), [metric]).groupby(["model", "machine", "runtime"])[metric].median().unstack("runtime")
     if med.empty or baseline not in med:
         return pd.DataFrame()
     return med.div(med[baseline], axis=0).round(2).reset_index()

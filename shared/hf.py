@@ -17,12 +17,9 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
-from . import catalog
+from . import catalog, tokens
 from .loading import LoadedModel
 from .timing import TimedOutput, clock
-
-# end-of-turn tokens that chat templates end an answer with but GGUF metadata may not mark as EOS
-END_OF_TURN = ("<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>", "</s>")
 
 
 def gguf_cache_folder(spec: catalog.ModelSpec, gguf_path: Path) -> Path:
@@ -86,7 +83,8 @@ class _FirstTokenClock(BaseStreamer):
 class HFModel(LoadedModel):
     backend = "transformers"
 
-    def __init__(self, spec, model, tokenizer, quantization, load_s, from_cache, n_threads):
+    def __init__(self, spec, model, tokenizer, quantization, load_s, from_cache, n_threads,
+                 gguf_path: Path | None = None):
         self.spec, self.name, self.model, self.tokenizer = spec, spec.name, model, tokenizer
         self.quantization, self.load_s, self.from_cache = quantization, load_s, from_cache
         self.dtype = str(model.dtype).removeprefix("torch.")
@@ -97,13 +95,13 @@ class HFModel(LoadedModel):
         short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(self.dtype, self.dtype)
         self.runtime = f"transformers {short}" if quantization == "none" else f"transformers bnb-{quantization}"
         self.context_length = spec.context_length or getattr(model.config, "max_position_embeddings", None)
-        eos = model.generation_config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-        if tokenizer.eos_token_id is not None:
-            eos.add(tokenizer.eos_token_id)
-        vocab = tokenizer.get_vocab()
-        eos |= {vocab[t] for t in END_OF_TURN if t in vocab}
-        self.eos_ids = eos
+        self.n_vocab = model.get_input_embeddings().num_embeddings
+        # every added token is matched by text before the rest is tokenized (the control tokens)
+        self.control = tokens.ControlTokens({t.content: i for i, t in tokenizer.added_tokens_decoder.items()})
+        eog = (tokens.gguf_end_of_generation(gguf_path) if gguf_path is not None
+               else tokens.tokenizer_end_of_generation(tokenizer, model.generation_config))
+        eot = tokens.template_end_of_turn(self._render, self.control) if self.has_chat_template else None
+        self.eos_ids = tokens.end_of_generation(eog, eot)  # the same set as the llama.cpp backend
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -111,17 +109,29 @@ class HFModel(LoadedModel):
     def has_chat_template(self) -> bool:
         return bool(self.tokenizer.chat_template)
 
+    def _render(self, messages, add_generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt,
+                                                  tokenize=False)
+
+    def _literal(self, text: str) -> list[int]:
+        """Token ids of `text` as text: control-token strings in it are not parsed, no BOS."""
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
     def encode(self, prompt=None, messages=None) -> list[int]:
+        """Token ids of a raw prompt (with BOS where the tokenizer adds one) or of a chat rendered
+        by its template. Prompt and message contents are literal text (shared.tokens)."""
         if messages is not None:
             if not self.has_chat_template:
                 raise catalog.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
-            out = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True,
-                                                     tokenize=True, return_dict=True)
-            return list(out["input_ids"])
-        return self.tokenizer(prompt)["input_ids"]
+            return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
+        if not isinstance(prompt, str):
+            raise catalog.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+        return self.tokenizer(prompt, split_special_tokens=True)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        """Text of `ids` without control tokens, and without a character cut in half at its end."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return tokens.whole_characters(text)
 
     def _sync(self):
         if self.on_cuda:
@@ -129,6 +139,7 @@ class HFModel(LoadedModel):
 
     @torch.inference_mode()
     def timed_generate(self, input_ids, max_new_tokens, force_length, batch_size) -> TimedOutput:
+        input_ids = tokens.check_ids(input_ids, self.n_vocab)  # an empty tensor fails deep in torch
         device = self.model.device
         ids = torch.tensor([input_ids] * batch_size, device=device)
         mask = torch.ones_like(ids)
@@ -161,9 +172,10 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
          device_map=None, n_threads: int | None = None) -> HFModel:
     t0 = time.perf_counter()  # a first load includes the GGUF conversion
     source = catalog.resolve(spec)
-    from_cache = True
+    from_cache, gguf_path = True, None
     if spec.format == "gguf":
-        source, converted = convert_gguf(spec, Path(source))
+        gguf_path = Path(source)
+        source, converted = convert_gguf(spec, gguf_path)
         from_cache = not converted
     cuda = torch.cuda.is_available() and device_map != "cpu"
     torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if cuda else torch.float32)
@@ -182,4 +194,4 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
     tokenizer = AutoTokenizer.from_pretrained(source)
     load_s = time.perf_counter() - t0
     return HFModel(spec, model, tokenizer, quantization, load_s, from_cache,
-                   n_threads or torch.get_num_threads())
+                   n_threads or torch.get_num_threads(), gguf_path)

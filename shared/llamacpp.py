@@ -8,13 +8,14 @@ prefix shared with the previous call (reuse_prefix=True, for few-shot preambles)
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Sequence
 
 import numpy as np
 
-from . import catalog
+from . import catalog, tokens
 from .loading import LoadedModel
 from .timing import TimedOutput, clock
 
@@ -35,31 +36,53 @@ class LlamaCppModel(LoadedModel):
         self.context_length = llm.n_ctx()
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         self.n_vocab = llm.n_vocab()
-        self.eos_ids = {t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)}
-        self._eos_array = np.array(sorted(self.eos_ids), dtype=np.int64)
+        self._vocab = vocab
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(vocab))
         self.chat_template = llm.metadata.get("tokenizer.chat_template")
+        eot = tokens.template_end_of_turn(self._render, self.control) if self.chat_template else None
+        self.eos_ids = tokens.end_of_generation(tokens.llama_eog_ids(vocab), eot)  # as transformers
+        self._eos_array = np.array(sorted(self.eos_ids), dtype=np.int64)
 
     @property
     def has_chat_template(self) -> bool:
         return bool(self.chat_template)
 
+    @functools.cached_property
+    def control(self) -> tokens.ControlTokens:
+        """The control and user-defined tokens, which llama.cpp matches by text when special=True."""
+        import llama_cpp
+        kinds = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+        return tokens.ControlTokens({
+            llama_cpp.llama_vocab_get_text(self._vocab, t).decode("utf-8", errors="replace"): t
+            for t in range(self.n_vocab) if llama_cpp.llama_vocab_get_attr(self._vocab, t) & kinds})
+
+    def _render(self, messages, add_generation_prompt: bool) -> str:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        tok = self.llm._model
+        bos = tok.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
+        eos = tok.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
+        return Jinja2ChatFormatter(self.chat_template, eos_token=eos, bos_token=bos,
+                                   add_generation_prompt=add_generation_prompt)(messages=list(messages)).prompt
+
+    def _literal(self, text: str) -> list[int]:
+        """Token ids of `text` as text: control-token strings in it are not parsed, no BOS."""
+        return self.llm.tokenize(text.encode(), add_bos=False, special=False)
+
     def encode(self, prompt=None, messages=None) -> list[int]:
+        """Token ids of a raw prompt (with BOS where the GGUF asks for one) or of a chat rendered
+        by its template. Prompt and message contents are literal text (shared.tokens)."""
         if messages is not None:
             if not self.chat_template:
                 raise catalog.LabError(f"{self.name}: the GGUF file has no chat template; pass prompt=")
-            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-            tok = self.llm._model
-            bos = tok.token_get_text(self.llm.token_bos()) if self.llm.token_bos() >= 0 else ""
-            eos = tok.token_get_text(self.llm.token_eos()) if self.llm.token_eos() >= 0 else ""
-            text = Jinja2ChatFormatter(self.chat_template, eos_token=eos, bos_token=bos)(
-                messages=list(messages)).prompt
-            return self.llm.tokenize(text.encode(), add_bos=False, special=True)
+            return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
+        if not isinstance(prompt, str):
+            raise catalog.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
         return self.llm.tokenize(prompt.encode(), add_bos=self.add_bos, special=False)
 
     def decode(self, ids: Sequence[int]) -> str:
+        """Text of `ids` without control tokens, and without a character cut in half at its end."""
         ids = [t for t in ids if t not in self.eos_ids]
-        return self.llm.detokenize(ids).decode("utf-8", errors="replace")
+        return tokens.whole_characters(self.llm.detokenize(ids).decode("utf-8", errors="replace"))
 
     def timed_generate(self, input_ids, max_new_tokens, force_length, batch_size,
                        reuse_prefix: bool = False) -> TimedOutput:
@@ -68,6 +91,7 @@ class LlamaCppModel(LoadedModel):
         reused_tokens says how many were kept. Default: an empty KV cache every call."""
         if batch_size != 1:
             raise catalog.LabError("the llama_cpp backend times one sequence at a time (batch_size=1)")
+        input_ids = tokens.check_ids(input_ids, self.n_vocab)  # llama.cpp fails on an empty batch
         llm = self.llm
         reused = 0
         if reuse_prefix:

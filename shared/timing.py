@@ -16,7 +16,7 @@ from typing import Sequence
 
 from tqdm.auto import tqdm
 
-from . import machine
+from . import machine, tokens
 from .catalog import LabError
 
 
@@ -48,6 +48,7 @@ class GenerationRecord:
     total_s: float
     throughput_tok_s: float      # batch_size * output_tokens / total_s
     stop_reason: str             # eos | length
+    eos_ids: list[int]           # the end-of-generation ids it stops on, sorted (shared.tokens); a forced length bans them
     peak_rss_mb: float           # process RSS high-water mark during the call
     rss_before_load_mb: float | None  # process RSS just before the model was loaded
     rss_after_load_mb: float | None   # and just after (llama.cpp: mmapped weights count once touched)
@@ -134,13 +135,12 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
     """
     if reuse_prefix and lm.backend != "llama_cpp":
         raise LabError(f"reuse_prefix is implemented for the llama_cpp backend only, not {lm.backend}")
-    if sum(x is not None for x in (prompt, messages, input_ids)) != 1:
-        raise LabError("give exactly one of prompt= (raw text), messages= (chat) or input_ids=")
+    tokens.check_input(prompt, messages, input_ids)  # an empty input is refused before any compute
     if max_new_tokens < 1:
         raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if input_ids is None:
         input_ids = lm.encode(prompt=prompt, messages=messages)  # outside the timed region
-    input_ids = list(input_ids)
+    input_ids = tokens.check_ids(input_ids, getattr(lm, "n_vocab", None))
     if lm.context_length and len(input_ids) + max_new_tokens > lm.context_length:
         raise ContextTooLongError(
             f"{lm.name}: prompt of {len(input_ids)} tokens + {max_new_tokens} new tokens exceeds "
@@ -161,7 +161,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         prefill_s=out.t_first - out.t_start, decode_s=decode_s,
         decode_tok_s=(n_out - 1) / decode_s if n_out > 1 and decode_s > 0 else float("nan"),
         total_s=total_s, throughput_tok_s=batch_size * n_out / total_s,
-        stop_reason="eos" if stopped else "length",
+        stop_reason="eos" if stopped else "length", eos_ids=sorted(lm.eos_ids),
         peak_rss_mb=mem.rss_mb, rss_before_load_mb=lm.rss_before_load_mb,
         rss_after_load_mb=lm.rss_after_load_mb, model_rss_mb=lm.model_rss_mb,
         cuda_max_allocated_mb=mem.cuda_allocated_mb,

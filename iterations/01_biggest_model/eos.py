@@ -41,7 +41,9 @@ from IPython.display import Markdown, display
 
 from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
+from shared.params import as_lists
 
+as_lists(globals(), "models", "backends", "questions")  # -p models ONE_VALUE means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "eos.jsonl"
 configs = experiment.model_configs(models, backends, ["none"])

@@ -45,7 +45,9 @@ from IPython.display import Markdown, display
 
 from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
+from shared.params import as_lists
 
+as_lists(globals(), "models", "backends", "quantizations")  # -p models ONE_VALUE means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models

@@ -1,0 +1,47 @@
+"""Notebook parameters as papermill passes them: a one-item list given on the command line.
+
+`papermill speed.ipynb out.ipynb -p models smollm2-135m-instruct` injects the string
+"smollm2-135m-instruct" where the notebook expects a list, and a loop over it runs over its
+letters ("unknown model 's'"). The cell after each notebook's parameters cell calls
+
+    params.as_lists(globals(), "models", "backends", "quantizations")
+
+which turns a single value into a one-item list and refuses what cannot be read as one.
+"""
+from __future__ import annotations
+
+from typing import MutableMapping
+
+from .catalog import LabError
+
+
+def as_list(name: str, value) -> list:
+    """`value` as a list: a list stays, a tuple becomes one, a single string or number becomes a
+    one-item list. LabError for anything else (None, a bool, a dict), an empty string, and a
+    string written like a list ("[a, b]"), which papermill's -p passes as text; the message shows
+    the -y form that passes a real list."""
+    example = f"-y '{name}: [...]'"
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise LabError(f"parameter {name!r} is an empty string; give one value (-p {name} VALUE) "
+                           f"or a list ({example})")
+        if text.startswith("[") or text.endswith("]"):
+            raise LabError(f"parameter {name!r} is the text {value!r}, which looks like a list: "
+                           f"-p passes text; pass a list with papermill's {example}, e.g. "
+                           f"-y '{name}: [{text.strip('[]')}]'")
+        return [value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    raise LabError(f"parameter {name!r} must be a list (papermill {example}) or a single value "
+                   f"(-p {name} VALUE), got {type(value).__name__} {value!r}")
+
+
+def as_lists(namespace: MutableMapping, *names: str) -> None:
+    """Replace each named parameter in `namespace` (a notebook's globals()) by as_list of it."""
+    for name in names:
+        if name not in namespace:
+            raise LabError(f"no parameter named {name!r} to read as a list")
+        namespace[name] = as_list(name, namespace[name])
