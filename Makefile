@@ -11,7 +11,7 @@ ITERATION ?= iterations/01_biggest_model
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup llama-cpp run test lab sync report bench
+.PHONY: setup llama-cpp run test lab sync report bench submit
 setup: $(VENV)/.installed llama-cpp
 
 $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
@@ -39,6 +39,14 @@ sync: setup
 
 report: setup
 	$(PY) -m shared.report $(ITERATION)
+
+# make submit DATA=test.csv STRATEGY=direct MODEL=qwen2.5-coder-1.5b-instruct OUT=submission.csv
+STRATEGY ?= direct
+MODEL ?= qwen2.5-coder-1.5b-instruct
+OUT ?= submission.csv
+submit: setup
+	@test -n "$(DATA)" || { echo "make submit DATA=<competition csv> [STRATEGY=$(STRATEGY)] [MODEL=$(MODEL)] [OUT=$(OUT)]"; exit 2; }
+	$(PY) -m shared.submit "$(DATA)" --strategy $(STRATEGY) --model $(MODEL) --out "$(OUT)"
 
 bench: setup
 	$(PY) benchmarks/load_and_overhead.py

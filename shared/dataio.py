@@ -53,16 +53,20 @@ def _read_csv(path: Path, text: str) -> pd.DataFrame:
         raise DataFileError(f"{path}: the file is empty; expected a CSV header "
                             f"{','.join(REQUIRED)}")
     try:
-        # every cell as text, nothing turned into NaN behind our back ("NA", "null" are prompts too)
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                         engine="python", on_bad_lines="error")
-    except (pd.errors.ParserError, csv.Error) as e:
+        # csv parses quoting strictly and keeps every cell as text ("NA", "null" are prompts too)
+        records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error as e:
         raise DataFileError(f"{path}: not a readable CSV ({e}); expected comma-separated columns "
                             f"{', '.join(REQUIRED)} with a header row") from e
-    if len(df.columns) == 1 and not set(REQUIRED) & set(df.columns):
+    header, rows = records[0], [r for r in records[1:] if r]
+    if not set(REQUIRED) & set(header):
         raise DataFileError(f"{path}: not a CSV with columns {', '.join(REQUIRED)}: the header "
-                            f"has a single column {df.columns[0][:60]!r}")
-    return df
+                            f"reads {','.join(header)[:80]!r}")
+    for number, row in enumerate(rows, 1):
+        if len(row) != len(header):
+            raise DataFileError(f"{path}: not a readable CSV: row {number} has {len(row)} fields "
+                                f"but the header has {len(header)} ({', '.join(header)})")
+    return pd.DataFrame(rows, columns=header)
 
 
 def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
@@ -93,9 +97,10 @@ def check_pairs(df: pd.DataFrame, source: str = "data", required=REQUIRED) -> pd
         raise DataFileError(f"{source}: missing column(s) {', '.join(missing)}; found "
                             f"{', '.join(map(str, df.columns)) or 'none'}")
     columns = [c for c in (*required, PROMPT) if c in df.columns]
-    out = df[columns].copy()
+    clean = {}
     for column in columns:
-        for number, value in enumerate(out[column].tolist(), 1):
+        values = []
+        for number, value in enumerate(df[column].tolist(), 1):
             if column == "id" and isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
             if not isinstance(value, str):
@@ -103,13 +108,15 @@ def check_pairs(df: pd.DataFrame, source: str = "data", required=REQUIRED) -> pd
                                     f"got {type(value).__name__} {value!r}")
             if not value.strip():
                 raise DataFileError(f"{source}: row {number}, column {column!r}: empty cell")
-            out.iat[number - 1, columns.index(column)] = value
+            values.append(value)
+        clean[column] = values
+    out = pd.DataFrame(clean, columns=columns)
     dup = out["id"].duplicated(keep=False)
     if dup.any():
         rows = [i + 1 for i in dup[dup].index]
         raise DataFileError(f"{source}: column 'id': id {out['id'].iloc[rows[0] - 1]!r} appears "
                             f"in rows {', '.join(map(str, rows[:5]))}; ids must be unique")
-    return out.reset_index(drop=True)
+    return out
 
 
 def read_pairs(path: str | os.PathLike, required=REQUIRED) -> pd.DataFrame:
@@ -123,6 +130,8 @@ def read_pairs(path: str | os.PathLike, required=REQUIRED) -> pd.DataFrame:
         raise DataFileError(f"{path}: no such file")
     text = _decode(path)
     df = _read_jsonl(path, text) if path.suffix.lower() in JSONL_SUFFIXES else _read_csv(path, text)
+    if df.empty:
+        raise DataFileError(f"{path}: a header but no rows")
     return check_pairs(df, str(path), required)
 
 

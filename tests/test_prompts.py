@@ -57,3 +57,43 @@ def test_template_hashes():
 ])
 def test_clean_instruction(raw, expected):
     assert prompts.clean_instruction(raw) == expected
+
+
+def test_each_step_of_a_chain_gets_its_own_budget(lm):
+    """two_step's list of differences has its own cap in the template; the final answer the caller's."""
+    row = prompts.recover(lm, "two_step", ORIGINAL, REWRITTEN, max_new_tokens=4)
+    list_budget = prompts.templates()["two_step"]["steps"][0]["max_new_tokens"]
+    assert row["step_max_new_tokens"] == [list_budget, 4]
+    assert list_budget > 4
+
+
+def test_direct_mean_appends_the_mean_prompt():
+    assert prompts.append_mean("Rewrite it as a pirate", "Improve tone.") == "Rewrite it as a pirate. Improve tone."
+    assert prompts.append_mean("  ", "Improve tone.") == "Improve tone."
+    # the appended text is part of the template's identity
+    assert prompts.template_hash("direct_mean", "a") != prompts.template_hash("direct_mean", "b")
+    row = prompts.recover(None, "mean_prompt", ORIGINAL, REWRITTEN, mean_prompt="Use a pirate voice.")
+    assert row["prediction"] == "Use a pirate voice."
+    assert row["template_hash"] == prompts.template_hash("mean_prompt", "Use a pirate voice.")
+
+
+def test_reused_prefix_gives_the_same_answer_with_less_prefill():
+    """llama.cpp keeps the KV state of the few-shot preamble from the call before."""
+    llama = loading.load("smollm2-135m-instruct", "llama_cpp", n_threads=2)
+    try:
+        cold = prompts.recover(llama, "few_shot", ORIGINAL, REWRITTEN, max_new_tokens=8)
+        other = "The museum opens at ten. Entry is free on Sundays."
+        prompts.recover(llama, "few_shot", other, other.upper(), max_new_tokens=8, reuse_prefix=True)
+        warm = prompts.recover(llama, "few_shot", ORIGINAL, REWRITTEN, max_new_tokens=8, reuse_prefix=True)
+    finally:
+        llama.close()
+    assert cold["reused_tokens"] == 0
+    assert warm["reused_tokens"] > 200                       # the three worked examples
+    assert warm["reused_tokens"] < warm["input_tokens"]
+    assert warm["raw_output"] == cold["raw_output"]
+
+
+def test_reuse_prefix_is_refused_by_transformers(lm):
+    from shared import timing
+    with pytest.raises(LabError, match="llama_cpp"):
+        timing.generate(lm, prompt="Hello", max_new_tokens=1, reuse_prefix=True)

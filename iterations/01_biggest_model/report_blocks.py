@@ -82,28 +82,76 @@ def eos_comparison() -> str:
     return analysis.markdown(analysis.eos_summary(df), floatfmt=".3g") + "\n\n" + _source("eos", "eos.ipynb", df)
 
 
+def _cpu_params(notebook: str) -> dict:
+    import yaml
+    return yaml.safe_load((REPO / "iterations" / "01_biggest_model" / "params" / "cpu.yaml").read_text())[notebook]
+
+
 def validation_set() -> str:
-    df = _table("validation_smollm2")
+    name = _cpu_params("make_validation_set")["set_name"]
+    df = _table(name)
     if df.empty:
-        return _source("validation_smollm2", "make_validation_set.ipynb", df)
+        return _source(name, "make_validation_set.ipynb", df)
     gen = ", ".join(sorted(df["generator"].unique()) + sorted(df["generator_runtime"].unique()))
+    split = df.groupby("split").agg(pairs=("prompt", "size"), prompts=("prompt", "nunique"))
+    words = df["original"].str.split().str.len()
     return (f"{len(df)} pairs over {df['genre'].nunique()} genres and {df['kind'].nunique()} kinds "
-            f"of prompt ({', '.join(sorted(df['kind'].unique()))}); rewritten by {gen}, greedy, at most "
-            f"{int(df['max_new_tokens'].max())} tokens ({int((df['stop_reason'] == 'length').sum())} "
-            f"rewrites hit that cap, {int(df['error'].notna().sum())} failed); median "
-            f"{df['seconds'].median():.1f} s a rewrite.\n\n"
-            + _source("validation_smollm2", "make_validation_set.ipynb", df))
+            f"of prompt ({', '.join(sorted(df['kind'].unique()))}), texts of {words.min()}-{words.max()} "
+            f"words; rewritten by {gen}, greedy, at most {int(df['max_new_tokens'].max())} tokens "
+            f"({int((df['stop_reason'] == 'length').sum())} rewrites hit that cap, "
+            f"{int(df['error'].notna().sum())} failed); median {df['output_tokens'].median():.0f} "
+            f"output tokens and {df['seconds'].median():.1f} s a rewrite. Split by prompt: "
+            + ", ".join(f"{k} {int(r.pairs)} pairs ({int(r.prompts)} prompts)" for k, r in split.iterrows())
+            + f". Also written as `res/01_biggest_model/{name}.csv` (the competition's columns).\n\n"
+            + _source(name, "make_validation_set.ipynb", df))
+
+
+def _held_out_rows(df, set_name: str):
+    """This set's held-out rows, the latest run per (machine, model, strategy), each pair once."""
+    if df.empty or "split" not in df:
+        return df.iloc[0:0]
+    ok = df[df["status"].eq("ok") & df["split"].eq("held_out") & df["validation_set"].eq(set_name)]
+    latest = ok.groupby(["machine", "model", "strategy"])["run_id"].transform("last")
+    ok = ok[ok["run_id"].eq(latest)]
+    return ok.drop_duplicates(["machine", "model", "strategy", "pair"], keep="last")
+
+
+def _verdict(g) -> str:
+    """The best strategy by mean SCS and its paired difference (same pairs) with the others."""
+    wide = g.pivot(index="pair", columns="strategy", values="scs").dropna()
+    means = wide.mean().sort_values(ascending=False)
+    best = means.index[0]
+    parts = []
+    for other in means.index[1:]:
+        mean, low, high = metrics.mean_ci(wide[best] - wide[other])
+        parts.append(f"{other} by {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+    return (f"Best mean: **{best}** ({means.iloc[0]:.3f}); paired difference over the same "
+            f"{len(wide)} pairs (95% CI), ahead of " + "; ".join(parts) + ".")
 
 
 def prompt_strategies() -> str:
+    name = _cpu_params("prompt_engineering")["validation_set"]
     df = _table("prompt_engineering")
-    ok = df[df["status"].eq("ok")] if not df.empty else df
+    ok = _held_out_rows(df, name)
     if ok.empty:
         return _source("prompt_engineering", "prompt_engineering.ipynb", df)
     parts = []
-    for (model, runtime), g in ok.groupby(["model", "runtime"]):
-        parts.append(f"**{model}** ({runtime}), SCS with **{', '.join(sorted(g['encoder'].unique()))}**:\n\n"
-                     + analysis.markdown(metrics.summarize(g)))
+    searches = _table("mean_prompt")
+    if not searches.empty:
+        for _, m in searches[searches["validation_set"].eq(name)].groupby("machine").tail(1).iterrows():
+            parts.append(
+                f"**Mean prompt** found on the training split ({m['n_train']} pairs; "
+                f"{'greedy' if m['beam_width'] == 1 else 'beam width %d' % m['beam_width']}"
+                f" search, {m['steps']} of at most {m['max_steps']} steps, pool of {m['pool_size']} words "
+                f"and phrases, seed {m['seed']}), SCS with **{m['encoder']}**: `{m['prompt']}`; "
+                f"train SCS {m['train_scs']:.3f}, held-out SCS {m['held_out_scs']:.3f} "
+                f"[{m['held_out_ci_low']:.3f}, {m['held_out_ci_high']:.3f}] (n = {m['n_held_out']}).")
+    for (machine, model), g in ok.groupby(["machine", "model"]):
+        runtime = ", ".join(sorted(set(g["runtime"].dropna()) - {"none"})) or "no model call"
+        table = metrics.summarize(g)
+        parts.append(f"**{model}** ({runtime}) on {machine}, held-out split of `{name}`, SCS with "
+                     f"**{', '.join(sorted(g['encoder'].unique()))}**:\n\n"
+                     + analysis.markdown(table) + "\n\n" + _verdict(g))
     return "\n\n".join(parts) + "\n\n" + _source("prompt_engineering", "prompt_engineering.ipynb", df)
 
 
