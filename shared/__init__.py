@@ -14,7 +14,10 @@ report    generated blocks of an iteration report, refreshed from results (and c
 runbook   the main job: an iteration's notebooks under papermill, then its report
 metrics   the competition's SCS metric (sentence-t5-base, or the embedded MiniLM stand-in)
 prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any model
-validation  the lab's validation set: reproducible (text, prompt) pairs and their rewrites
+validation  the lab's validation set: reproducible (text, prompt) pairs, their rewrites, a split by prompt
+dataio    the competition's CSV format both ways (pairs in, submissions out), every bad cell named
+mean_prompt  an optimized constant prompt: greedy or beam search over words of training prompts
+submit    python -m shared.submit: a resumable submission.csv, its speed projection and score
 roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits
 calibration  the roofline's efficiencies fitted on measured and published rows; leave-one-out
 peaks     this machine's measured memory bandwidth and matmul FLOP/s (STREAM-like, torch)
