@@ -54,6 +54,8 @@ class Observation:
     bandwidth: float             # bytes/s
     decode_tok_s: float
     roofline_s: float            # a decode step at the roofline: max(bytes / bandwidth, FLOPs / peak)
+    memory_s: float | None = None   # bytes / bandwidth of a decode step
+    compute_s: float | None = None  # FLOPs / peak of a decode step (None: peak unknown)
     prefill_flops: float | None = None
     peak_flops: float | None = None
     prefill_s: float | None = None
@@ -86,7 +88,8 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
             hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
             input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
             bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
-            roofline_s=roofline.roofline_seconds(step, flops, hw, precision), source=r["source"],
+            roofline_s=roofline.roofline_seconds(step, flops, hw, precision), memory_s=step / (hw.bandwidth_gb_s * GB),
+            source=r["source"],
             fit=r.get("fit", True)))
     return out
 
@@ -137,6 +140,7 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
                 bytes_per_token=step, bandwidth=hw.bandwidth_gb_s * GB,
                 decode_tok_s=float(p["decode_tok_s"].median()),
                 roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
+                memory_s=step / (hw.bandwidth_gb_s * GB), compute_s=flops / hw.peak_flops(precision),
                 prefill_flops=roofline.prefill_flops(arch, int(n_in)),
                 peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
                 prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
@@ -150,12 +154,14 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
 
 @dataclasses.dataclass(frozen=True)
 class Fit:
-    """t = x / (efficiency x peak) + overhead_s fitted on some observations."""
+    """t = x / (efficiency x peak) + overhead_s fitted on some observations; on a CPU, decode
+    is t = memory_s / efficiency + compute_s / compute_efficiency (see fit_memory_compute)."""
     efficiency: float
     overhead_s: float
     points: int
     configs: tuple[str, ...]
-    method: str                  # "slope and intercept" | "slope, intercept from the family"
+    method: str                  # "slope and intercept" | "slope, intercept from the family" | "memory + compute"
+    compute_efficiency: float | None = None
 
 
 def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float = 1.25) -> tuple[float, float, str]:
@@ -181,6 +187,27 @@ def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float =
     w = x / t
     a = float((w * (1 - c / t)).sum() / (w * w).sum())
     return 1 / (a * peak), float(c), method
+
+
+def fit_memory_compute(memory_s, compute_s, t) -> tuple[float, float]:
+    """Fit t = memory_s / e_m + compute_s / e_c, both terms non-negative (NNLS on relative error).
+
+    A CPU's few cores both load the weights and dequantize and multiply them, and overlap the
+    two poorly, so a decode step costs about the sum of its memory time and its compute time
+    (the no-overlap side of the roofline). Returns (e_m, e_c); inf where a term is not needed.
+    """
+    from scipy.optimize import nnls
+    m, c, t = (np.asarray(v, float) for v in (memory_s, compute_s, t))
+    (a_m, a_c), _ = nnls(np.column_stack([m / t, c / t]), np.ones_like(t))
+    return (1 / a_m if a_m > 0 else float("inf")), (1 / a_c if a_c > 0 else float("inf"))
+
+
+def short(config: str) -> str:
+    """A configuration's name without its hardware: "gemma-3-270m Q4_K_M", "Llama 7B Q4_0 #4"."""
+    parts = config.split(" · ")
+    if "(published #" in config:
+        return f"{parts[0]} #{config.rsplit('#', 1)[1].rstrip(')')}"
+    return " ".join(parts[:2])
 
 
 def _median(values) -> float:
@@ -214,6 +241,13 @@ class Calibrator:
         for key, items in groups.items():
             x, t, peak = zip(*(p for _, p in items))
             configs = tuple(sorted({o.config for o, _ in items}))
+            obs = [o for o, _ in items]
+            intensity = [o.compute_s / o.memory_s for o in obs if o.compute_s]
+            if (what == "decode" and self.hardware_of[key[1]].kind == "cpu" and len(intensity) == len(obs)
+                    and max(intensity) / min(intensity) >= 1.1):  # else the two terms cannot be told apart
+                e_m, e_c = fit_memory_compute([o.memory_s for o in obs], [o.compute_s for o in obs], t)
+                fits[key] = Fit(e_m, 0.0, len(items), configs, "memory + compute", compute_efficiency=e_c)
+                continue
             eff, c, method = fit_line(x, t, peak[0])
             if method == "slope and intercept":
                 fits[key] = Fit(eff, c, len(items), configs, method)
@@ -240,8 +274,10 @@ class Calibrator:
     def _lookup(self, fits: dict, family: str, hw: Hardware, cross_kind: bool) -> tuple[Fit | None, str]:
         """The fit for (family, hw), or what it borrows, with a sentence saying which."""
         def describe(fit: Fit, where: str) -> str:
-            return (f"{where}: eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms; "
-                    f"{fit.points} points of {'; '.join(fit.configs)}")
+            constants = (f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
+                         if fit.compute_efficiency is None else
+                         f"bytes / ({fit.efficiency:.2f} x bandwidth) + FLOPs / ({fit.compute_efficiency:.2f} x peak)")
+            return f"{where}: {constants}; {fit.points} points of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
             return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}")
         like = hw.calibrate_like
@@ -268,31 +304,35 @@ class Calibrator:
                              "median")
                 return pooled, (f"no {family} {hw.kind.upper()} row: median of its other fits, eff "
                                 f"{pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms "
-                                f"({'; '.join(pooled.configs)})")
+                                f"({'; '.join(short(c) for c in pooled.configs)})")
         return None, ""
 
     def calibration(self, family: str, hw: Hardware, decode_error_pct: float | None = None) -> Calibration:
         """The Calibration of `family` on `hw`, each constant with the rows it came from."""
         d, d_rows = self._lookup(self.decode, family, hw, cross_kind=False)
         p, p_rows = self._lookup(self.prefill, family, hw, cross_kind=False)
-        m, m_rows = (None, "")
-        if (family, hw.key) in self.memory or (hw.calibrate_like and (family, hw.calibrate_like) in self.memory):
-            m, m_rows = self._lookup(self.memory, family, hw, cross_kind=False)
+        m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
+        m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
+                  f"{m.points} points of {'; '.join(short(c) for c in m.configs)})") if m else ""
         return Calibration(
             decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
+            decode_compute_efficiency=d.compute_efficiency if d else None,
             prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
             memory_overhead_gb=m.overhead_s if m else 0.0,
             decode_rows=d_rows or roofline.CEILING.decode_rows,
             prefill_rows=p_rows or f"no {family} prefill row on {hw.kind.upper()}: roofline ceiling (a lower bound on time)",
-            memory_rows=(m_rows.replace("overhead", "runtime memory").replace(" ms", " GB x1e-3") if m else
-                         "none: weights + KV only (no measured memory row on this hardware)"),
+            memory_rows=m_rows or "none: weights + KV only (no measured memory row on this hardware)",
             decode_error_pct=decode_error_pct)
 
     def predict(self, o: Observation) -> dict:
         """Decode tok/s, prefill s and memory GB predicted for an observation's configuration."""
         hw = self.hardware_of[o.hardware]
         c = self.calibration(o.family, hw)
-        out = {"decode_tok_s": 1 / (o.roofline_s / c.decode_efficiency + c.decode_overhead_s)}
+        if c.decode_compute_efficiency is not None and o.compute_s is not None:
+            step = o.memory_s / c.decode_efficiency + o.compute_s / c.decode_compute_efficiency
+        else:
+            step = o.roofline_s / c.decode_efficiency
+        out = {"decode_tok_s": 1 / (step + c.decode_overhead_s)}
         if o.prefill_flops is not None and o.peak_flops:
             out["prefill_s"] = o.prefill_flops / (c.prefill_efficiency * o.peak_flops) + c.prefill_overhead_s
         if o.resident_bytes is not None:

@@ -130,7 +130,7 @@ def biggest_sentences(table: pd.DataFrame) -> str:
 
 
 def cpu_ladder(m: Model, ladder=LADDER, input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS,
-               budget_hours=BUDGET_HOURS, samples=SAMPLES, predict_also=(("qwen2.5-coder-1.5b-instruct", "fp32"),
+               budget_hours=BUDGET_HOURS, samples=SAMPLES, predict_also=(("qwen2.5-coder-1.5b-instruct", "Q4_K_M"), ("qwen2.5-coder-1.5b-instruct", "fp32"),
                                                                       ("qwen2.5-coder-1.5b-instruct", "bnb-4bit"),
                                                                       ("phi-2", "Q4_K_M"), ("mistral-7b-instruct-v0.2", "Q4_K_M"))) -> pd.DataFrame:
     """This CPU's ladder: measured configurations (decode from the rows, prefill scaled

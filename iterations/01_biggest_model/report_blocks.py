@@ -206,7 +206,8 @@ def roofline_cpu_ladder() -> str:
         return "_This machine's peaks are not measured: run `roofline.ipynb`._"
     return (f"On {m.this_machine().label}, a sample of {fastenough.INPUT_TOKENS} + {fastenough.OUTPUT_TOKENS} "
             "tokens. Measured rows: decode tok/s from the rows, prefill scaled linearly from the measured "
-            "input length, and the leave-one-out prediction beside them; predicted rows are marked.\n\n"
+            "input length, and the leave-one-out prediction beside them (`loo_err_pct`: its error); predicted "
+            "rows are marked, their `loo_err_pct` is the median leave-one-out error of their runtime here.\n\n"
             + analysis.markdown(ladder, floatfmt=".3g"))
 
 
