@@ -23,7 +23,6 @@ of decode tok/s, prefill seconds and memory.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from pathlib import Path
 
 import numpy as np
@@ -393,21 +392,12 @@ def accuracy(loo: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-@functools.cache
-def _cached(results_dir: str, peaks_key: tuple) -> tuple:
-    peaks = [dict(p) for p in peaks_key]
-    lab, skipped = lab_observations(results_dir, peaks)
-    published = published_observations()
-    observations = lab + published
-    index = hardware_index(observations, peaks)
-    return observations, skipped, Calibrator(observations, index), index
-
-
 def calibrate(results_dir: str | Path, peaks: list[dict]):
     """(observations, skipped configurations, Calibrator on all of them, hardware index)."""
-    key = tuple(tuple(sorted((k, v) for k, v in p.items() if isinstance(v, (str, int, float, type(None)))))
-                for p in peaks)
-    return _cached(str(results_dir), key)
+    lab, skipped = lab_observations(results_dir, peaks)
+    observations = lab + published_observations()
+    index = hardware_index(observations, peaks)
+    return observations, skipped, Calibrator(observations, index), index
 
 
 # ---------------------------------------------------------------------------------------------
