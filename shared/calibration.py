@@ -273,9 +273,13 @@ class Calibrator:
     def _lookup(self, fits: dict, family: str, hw: Hardware, cross_kind: bool) -> tuple[Fit | None, str]:
         """The fit for (family, hw), or what it borrows, with a sentence saying which."""
         def describe(fit: Fit, where: str) -> str:
-            constants = (f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
-                         if fit.compute_efficiency is None else
-                         f"bytes / ({fit.efficiency:.2f} x bandwidth) + FLOPs / ({fit.compute_efficiency:.2f} x peak)")
+            if fit.compute_efficiency is None:
+                constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
+            else:  # a CPU: memory and compute time add; an infinite efficiency is a term the fit did not need
+                terms = [f"{name} / ({e:.2f} x {roof})" for name, e, roof in
+                         (("bytes", fit.efficiency, "bandwidth"), ("FLOPs", fit.compute_efficiency, "peak"))
+                         if np.isfinite(e)]
+                constants = " + ".join(terms)
             return f"{where}: {constants}; {fit.points} points of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
             return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}")
@@ -284,10 +288,13 @@ class Calibrator:
             label = self.hardware_of[like].label
             return fits[(family, like)], describe(fits[(family, like)], f"{family} on {label} ({hw.label} unmeasured)")
         same_kind = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
+        additive = [f for f in same_kind if f.compute_efficiency is not None]
+        if additive:  # CPUs: keep the additive form (an infinite efficiency would be a free max() side)
+            same_kind = additive
         if same_kind:
             pooled = Fit(_median(f.efficiency for f in same_kind), _median(f.overhead_s for f in same_kind),
                          sum(f.points for f in same_kind), tuple(sorted({c for f in same_kind for c in f.configs})),
-                         "median")
+                         "median", _median(f.compute_efficiency for f in additive) if additive else None)
             return pooled, (f"median of {len(same_kind)} {family} {hw.kind.upper()} fits ({hw.label} unmeasured): "
                             f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms")
         for other in ("llama.cpp", "transformers", "bitsandbytes"):
