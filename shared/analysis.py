@@ -68,7 +68,8 @@ def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:
 
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
-    """The configurations that failed, with their reasons (latest row of each)."""
+    """The configurations whose latest row is a failure, with its reason: also one that crashed
+    after some ok rows; a later success clears it (the rule of results.done_configs)."""
     if df.empty or "status" not in df:
         return pd.DataFrame()
     keys = [c for c in ("model", "backend", "quantization", "machine") if c in df]
