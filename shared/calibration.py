@@ -195,9 +195,17 @@ def fit_memory_compute(memory_s, compute_s, t) -> tuple[float, float]:
     two poorly, so a decode step costs about the sum of its memory time and its compute time
     (the no-overlap side of the roofline). Returns (e_m, e_c); inf where a term is not needed.
     """
-    from scipy.optimize import nnls
     m, c, t = (np.asarray(v, float) for v in (memory_s, compute_s, t))
-    (a_m, a_c), _ = nnls(np.column_stack([m / t, c / t]), np.ones_like(t))
+    design, target = np.column_stack([m / t, c / t]), np.ones_like(t)
+    (a_m, a_c), *_ = np.linalg.lstsq(design, target, rcond=None)
+    if a_m < 0 or a_c < 0:  # two unknowns: the non-negative optimum lies on one axis, take the better one
+        fits = []
+        for i in (0, 1):
+            col = design[:, i]
+            a = max(float(col @ target / (col @ col)), 0.0)
+            fits.append((float(((a * col - target) ** 2).sum()), i, a))
+        _, i, a = min(fits)
+        a_m, a_c = (a, 0.0) if i == 0 else (0.0, a)
     return (1 / a_m if a_m > 0 else float("inf")), (1 / a_c if a_c > 0 else float("inf"))
 
 
