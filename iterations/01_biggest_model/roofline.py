@@ -41,6 +41,7 @@ results_dir = "res/01_biggest_model"                 # relative to the repositor
 redo = False                                         # measure this machine's peaks again
 
 # %%
+import pandas as pd
 from IPython.display import Markdown, display
 
 from shared import analysis, calibration, fastenough, peaks
@@ -49,8 +50,8 @@ from shared.machine import REPO
 RESULTS = REPO / results_dir
 peak_rows = peaks.ensure(RESULTS / fastenough.PEAKS_TABLE, threads=threads, redo=redo, array_mb=peak_array_mb)
 display(Markdown(analysis.markdown(
-    __import__("pandas").DataFrame(peak_rows)[["machine", "threads", "copy_gb_s", "triad_gb_s",
-                                               "matmul_fp32_tflops", "matmul_library", "load_avg_1min"]])))
+    pd.DataFrame(peak_rows)[["machine", "threads", "copy_gb_s", "triad_gb_s", "matmul_fp32_tflops",
+                             "matmul_library", "load_avg_1min"]])))
 
 # %% [markdown]
 # ## Calibration and its leave-one-out error
