@@ -12,9 +12,12 @@ keeps the rows it already measured. A configuration that fails becomes a row wit
 - a hang: "timed out after 1800 s".
 
 Isolation: each configuration runs in a fresh Python interpreter (a child process started by
-exec, like multiprocessing's "spawn", never fork, so it works after the parent has initialized
-CUDA). `measure` travels to it by cloudpickle, which copies a function defined in a notebook
-cell by value, with the globals it uses. A rerun skips configurations whose latest row on
+exec, as multiprocessing's "spawn" does, never fork, so it works after the parent has
+initialized CUDA; not multiprocessing itself, which would re-import the parent's __main__,
+the Jupyter kernel's launcher, in every child). Its bootstrap imports only this module;
+`measure` travels to it by cloudpickle, which copies a function defined in a notebook cell by
+value, with the globals it uses, and imports the modules those name. Cost: the libraries that
+`measure` uses are imported again for every configuration (benchmarks/isolation_overhead.py). A rerun skips configurations whose latest row on
 this machine is ok unless `redo` is set (see results.done_configs).
 """
 from __future__ import annotations
