@@ -4,6 +4,7 @@ catalog   models.yaml and where each model's files are (embedded packages, hub, 
 loading   load(name, backend=...) -> LoadedModel, with every argument checked first
 hf        the transformers backend (GGUF converted once and cached, bitsandbytes 8/4-bit)
 llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
+tokens    rules both backends share: one stop set, literal prompt text, whole characters, empty input
 timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
 machine   machine, versions and commit for every row
@@ -12,6 +13,7 @@ analysis  speed tables, the budget verdict, line fits, markdown tables
 plots     seaborn figures saved to res/
 report    generated blocks of an iteration report, refreshed from results (and checked)
 runbook   the main job: an iteration's notebooks under papermill, then its report
+params    notebook parameters from papermill: -p models NAME is a one-item list
 metrics   the competition's SCS metric (sentence-t5-base, or the embedded MiniLM stand-in)
 prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any model
 validation  the lab's validation set: reproducible (text, prompt) pairs, their rewrites, a split by prompt
