@@ -4,13 +4,14 @@
 "smollm2-135m-instruct" where the notebook expects a list, and a loop over it runs over its
 letters ("unknown model 's'"). The cell after each notebook's parameters cell calls
 
-    params.as_lists(globals(), "models", "backends", "quantizations")
+    params.as_lists(globals(), "models", "backends", "quantizations", mappings=["quantizations_by_model"])
 
-which turns a single value into a one-item list and refuses what cannot be read as one.
+which turns a single value into a one-item list (also as the values of a dict parameter) and
+refuses what cannot be read as one.
 """
 from __future__ import annotations
 
-from typing import MutableMapping
+from typing import Mapping, MutableMapping, Sequence
 
 from .catalog import LabError
 
@@ -39,9 +40,17 @@ def as_list(name: str, value) -> list:
                    f"(-p {name} VALUE), got {type(value).__name__} {value!r}")
 
 
-def as_lists(namespace: MutableMapping, *names: str) -> None:
-    """Replace each named parameter in `namespace` (a notebook's globals()) by as_list of it."""
-    for name in names:
+def as_lists(namespace: MutableMapping, *names: str, mappings: Sequence[str] = ()) -> None:
+    """Replace each named parameter in `namespace` (a notebook's globals()) by as_list of it, and
+    each value of the dict parameters named in `mappings` (e.g. {model: [quantizations]}) too."""
+    for name in [*names, *mappings]:
         if name not in namespace:
             raise LabError(f"no parameter named {name!r} to read as a list")
+    for name in names:
         namespace[name] = as_list(name, namespace[name])
+    for name in mappings:
+        value = namespace[name]
+        if not isinstance(value, Mapping):
+            raise LabError(f"parameter {name!r} must be a mapping (papermill -y '{name}: {{key: [...]}}'), "
+                           f"got {type(value).__name__} {value!r}")
+        namespace[name] = {k: as_list(f"{name}[{k!r}]", v) for k, v in value.items()}

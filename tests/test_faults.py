@@ -218,23 +218,37 @@ def test_as_lists_rewrites_the_notebooks_globals():
 NOTEBOOKS = REPO / "iterations" / "01_biggest_model"
 
 
-@pytest.mark.parametrize("name,names", [
-    ("speed", ["models", "backends", "quantizations"]),
-    ("length_scaling", ["models", "backends", "input_lengths", "output_lengths", "batch_sizes"]),
-    ("eos", ["models", "backends", "questions"]),
-    ("prompt_engineering", ["strategies"]),
-    ("make_validation_set", []),
-])
-def test_every_list_parameter_is_coerced_after_the_parameters_cell(name, names):
+def test_as_lists_reads_the_values_of_a_mapping():
+    ns = {"quantizations_by_model": {"gemma-3-270m": "4bit", "qwen": [], "smol": ["none", "8bit"]}}
+    params.as_lists(ns, mappings=["quantizations_by_model"])
+    assert ns["quantizations_by_model"] == {"gemma-3-270m": ["4bit"], "qwen": [], "smol": ["none", "8bit"]}
+    with pytest.raises(LabError, match="must be a mapping"):
+        params.as_lists({"q": "4bit"}, mappings=["q"])
+    with pytest.raises(LabError, match=re.escape("parameter \"q['a']\"")):
+        params.as_lists({"q": {"a": "[4bit]"}}, mappings=["q"])
+
+
+def _coerced(source: str) -> tuple[list, list]:
+    """The names an as_lists(...) call in `source` coerces: (lists, mappings)."""
+    import ast
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "as_lists":
+            mappings = next((ast.literal_eval(k.value) for k in node.keywords if k.arg == "mappings"), [])
+            return [ast.literal_eval(a) for a in node.args[1:]], list(mappings)
+    return [], []
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
+def test_every_list_parameter_is_coerced_after_the_parameters_cell(name):
+    """Every list (and dict-of-lists) parameter of every notebook, in the cell right after."""
     import jupytext
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     ns = {}
     exec(nb.cells[i].source, ns)
-    assert sorted(k for k, v in ns.items() if isinstance(v, list)) == sorted(names)
-    if names:
-        call = "as_lists(globals(), " + ", ".join(f'"{n}"' for n in names) + ")"
-        assert call in nb.cells[i + 1].source
+    lists, mappings = _coerced(nb.cells[i + 1].source)
+    assert sorted(lists) == sorted(k for k, v in ns.items() if isinstance(v, list))
+    assert sorted(mappings) == sorted(k for k, v in ns.items() if isinstance(v, dict) and k != "__builtins__")
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "models", "backends", "questions")  # -p models ONE_VALUE means a one-item list
+as_lists(globals(), "models", "backends", "questions")  # -p models NAME means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "eos.jsonl"
 configs = experiment.model_configs(models, backends, ["none"])

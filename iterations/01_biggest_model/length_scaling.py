@@ -47,7 +47,7 @@ from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "models", "backends", "input_lengths", "output_lengths", "batch_sizes")  # -p models ONE_VALUE means a one-item list
+as_lists(globals(), "models", "backends", "input_lengths", "output_lengths", "batch_sizes")  # -p models NAME means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "length_scaling.jsonl"
 configs = experiment.model_configs(models, backends, [quantization])

@@ -60,7 +60,7 @@ from shared import (analysis, dataio, experiment, loading, machine, mean_prompt,
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "strategies")  # -p strategies ONE_VALUE means a one-item list
+as_lists(globals(), "strategies")  # -p strategies NAME means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "prompt_engineering.jsonl"
 if validation_set.endswith((".csv", ".jsonl")) and Path(validation_set).exists():

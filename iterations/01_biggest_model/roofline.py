@@ -46,7 +46,9 @@ from IPython.display import Markdown, display
 
 from shared import analysis, calibration, fastenough, peaks
 from shared.machine import REPO
+from shared.params import as_lists
 
+as_lists(globals(), "hardware", "candidates", "quantizations", "ladder")  # -p hardware T4 means a one-item list
 RESULTS = REPO / results_dir
 peak_rows = peaks.ensure(RESULTS / fastenough.PEAKS_TABLE, threads=threads, redo=redo, array_mb=peak_array_mb)
 display(Markdown(analysis.markdown(

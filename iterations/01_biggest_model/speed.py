@@ -47,7 +47,7 @@ from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "models", "backends", "quantizations")  # -p models ONE_VALUE means a one-item list
+as_lists(globals(), "models", "backends", "quantizations", mappings=["quantizations_by_model"])  # -p models NAME: [NAME]
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models
