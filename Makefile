@@ -51,3 +51,5 @@ submit: setup
 bench: setup
 	$(PY) benchmarks/load_and_overhead.py
 	$(PY) benchmarks/llama_decode.py
+	$(PY) benchmarks/llama_bench_compare.py
+	$(PY) benchmarks/roofline_accuracy.py
