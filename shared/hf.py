@@ -102,12 +102,25 @@ class HFModel(LoadedModel):
                else tokens.tokenizer_end_of_generation(tokenizer, model.generation_config))
         eot = tokens.template_end_of_turn(self._render, self.control) if self.has_chat_template else None
         self.eos_ids = tokens.end_of_generation(eog, eot)  # the same set as the llama.cpp backend
+        self._make_special(self.eos_ids)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     @property
     def has_chat_template(self) -> bool:
         return bool(self.tokenizer.chat_template)
+
+    def _make_special(self, ids) -> None:
+        """Mark the added tokens among `ids` as special, as llama.cpp marks every end-of-generation
+        token a control token: prompt text then never becomes one, and decode leaves it out
+        (Gemma 3's "</s>", id 212, is a plain added token in transformers)."""
+        from tokenizers import AddedToken
+        added = self.tokenizer.added_tokens_decoder
+        plain = [added[i] for i in sorted(ids) if i in added and not added[i].special]
+        backend = getattr(self.tokenizer, "_tokenizer", None)  # fast tokenizers only
+        if plain and backend is not None:
+            backend.add_special_tokens([AddedToken(t.content, special=True, normalized=t.normalized, lstrip=t.lstrip,
+                                                   rstrip=t.rstrip, single_word=t.single_word) for t in plain])
 
     def _render(self, messages, add_generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt,

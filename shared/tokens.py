@@ -19,11 +19,15 @@ The rules:
 - Literal text. Text passed as `prompt=` or as a message's content is tokenized as text: a string
   such as "<|im_end|>" inside it becomes the tokens of those characters, never the control token.
   Only the chat template's own text yields control tokens. Input token counts and outputs then
-  agree across runtimes.
+  agree across runtimes. A chat is rendered with placeholders for the contents, and each run of
+  text between two of the template's control tokens is tokenized in one call, as llama.cpp and
+  transformers split a whole text; without control-token text in the contents the ids equal
+  both libraries' own tokenization of the rendered chat (tests/test_faults.py).
 - Whole characters. Decoded text never ends in a character cut in half: when the ids end inside
   a multi-byte character (an answer cut at max_new_tokens in the middle of an emoji, a prompt
   truncated to n tokens), the incomplete character is left out. A tokenizer shows it as U+FFFD,
-  so a trailing U+FFFD is dropped; a U+FFFD inside the text stays.
+  so a trailing U+FFFD is dropped; a U+FFFD inside the text stays. Characters are code points:
+  a cut may fall between the code points of one emoji sequence (a flag, a ZWJ family).
 - Empty input. An empty or whitespace-only prompt, an empty chat or one whose contents are all
   blank, and an empty id list are refused with a LabError before any compute, on both backends,
   even where the tokenizer would add a BOS token: generating from BOS alone is asked for
