@@ -19,7 +19,9 @@ The rules:
 - Literal text. Text passed as `prompt=` or as a message's content is tokenized as text: a string
   such as "<|im_end|>" inside it becomes the tokens of those characters, never the control token.
   Only the chat template's own text yields control tokens. Input token counts and outputs then
-  agree across runtimes. A chat is rendered with placeholders for the contents, and each run of
+  agree across runtimes. The control tokens are llama.cpp's (its CONTROL tokens, which include
+  every end-of-generation token), and transformers' special tokens, with every end-of-generation
+  token made special too: the same set on both backends. A chat is rendered with placeholders for the contents, and each run of
   text between two of the template's control tokens is tokenized in one call, as llama.cpp and
   transformers split a whole text; without control-token text in the contents the ids equal
   both libraries' own tokenization of the rendered chat (tests/test_faults.py).
