@@ -107,8 +107,9 @@ def split_by_prompt(prompts: Sequence[str], held_out_fraction: float, seed: int,
     """Which rows are held out (True), deciding by distinct prompt: every row of a prompt lands
     on the same side, so a held-out score is on prompts the training side never saw.
 
-    About `held_out_fraction` of the distinct prompts are held out, taken in turn from each
-    group (prompt kind) when `groups` is given, in an order fixed by `seed`.
+    About `held_out_fraction` of the distinct prompts are held out (at least one, and at least
+    one is kept for training; a single prompt is never held out), taken in turn from each group
+    (prompt kind) when `groups` is given, in an order fixed by `seed`.
     """
     if not 0 < held_out_fraction < 1:
         raise LabError(f"held_out_fraction must be between 0 and 1 (exclusive), got {held_out_fraction}")
@@ -119,7 +120,6 @@ def split_by_prompt(prompts: Sequence[str], held_out_fraction: float, seed: int,
         kind.setdefault(prompt, groups[i] if groups is not None else "")
     items = [{"prompt": p, "kind": k} for p, k in sorted(kind.items())]
     order = [item["prompt"] for item in _spread(items, "kind", random.Random(seed))]
-    held = set(order[:max(1, round(held_out_fraction * len(order)))])
-    if len(held) == len(order):
-        raise LabError(f"only {len(order)} distinct prompt(s): too few to hold some out")
+    n_held = min(max(1, round(held_out_fraction * len(order))), len(order) - 1)
+    held = set(order[:n_held])  # at least one prompt on each side; a single prompt stays in train
     return [p in held for p in prompts]
