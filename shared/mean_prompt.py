@@ -84,7 +84,8 @@ def search(train_prompts: Sequence[str], encoder: Encoder, max_steps: int = 20,
     pool: the words and phrases to try (default: candidate_pool(train_prompts)).
     candidates_per_step: try only this many pool entries per step, drawn with `seed`
         (None: all of them; the result then depends on the seed only through tie order).
-    start: the prompt to extend ("" starts from nothing).
+    start: the prompt to extend ("" starts from nothing); when no entry improves it, the result
+        is `start` itself with an empty history.
     """
     truths = [t for t in train_prompts if isinstance(t, str) and t.strip()]
     if len(truths) != len(train_prompts) or not truths:
@@ -119,7 +120,7 @@ def search(train_prompts: Sequence[str], encoder: Encoder, max_steps: int = 20,
         history.append({"step": step, "train_scs": best[0], "prompt": best[1],
                         "candidates": len(children)})
         bar.set_postfix_str(f"train SCS {best[0]:.4f}")
-    if not history:
+    if not best[1]:
         raise LabError("no candidate of the pool scored above -1: the pool or the truths are unusable")
     return SearchResult(prompt=best[1], train_scs=best[0], history=history, encoder=encoder.name,
                         seed=seed, beam_width=beam_width, pool_size=len(pool), n_train=len(truths))
