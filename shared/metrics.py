@@ -127,8 +127,14 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float, float]:
 
 def summarize(df, by: str = "strategy"):
     """Per strategy: SCS mean and 95% CI from the per-sample `scs` column, seconds per sample,
-    output tokens, fallbacks, truncations, errors, and the encoder and template used."""
+    output tokens, fallbacks, truncations, errors, and the encoder and template used.
+
+    When `df` has a `pair` column, each (strategy, pair) counts once (its last row): repeated
+    copies of a pair (a rerun, a second machine) must not narrow an interval. Summarize one
+    machine or run at a time."""
     import pandas as pd
+    if "pair" in df:
+        df = df.drop_duplicates([by, "pair"], keep="last")
     rows = []
     for key, g in df.groupby(by, sort=False):
         mean, low, high = mean_ci(g["scs"])

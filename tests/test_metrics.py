@@ -49,3 +49,13 @@ def test_score_names_encoder(encoder):
 def test_unknown_encoder_path_raises(tmp_path):
     with pytest.raises(LabError, match="not a sentence-transformers folder"):
         metrics.load_encoder(str(tmp_path / "no-such-encoder"))
+
+
+def test_summarize_counts_each_pair_once():
+    import pandas as pd
+    row = dict(strategy="direct", seconds=1.0, output_tokens=5, blank_replaced=False,
+               truncated=False, error=None, encoder="all-MiniLM-L6-v2", template_hash="abc")
+    df = pd.DataFrame([{**row, "pair": p, "scs": s} for p, s in [("a", 0.1), ("b", 0.3), ("c", 0.2)]] * 2)
+    table = metrics.summarize(df)
+    assert table["n"].tolist() == [3]
+    assert table["scs_mean"].iloc[0] == pytest.approx(0.2)
