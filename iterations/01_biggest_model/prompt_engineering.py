@@ -90,14 +90,21 @@ print(f"{set_name}: {len(train)} training pairs ({train['prompt'].nunique()} pro
 search = mean_prompt.search(train["prompt"].tolist(), enc, max_steps=mean_prompt_steps,
                             beam_width=mean_prompt_beam, seed=mean_prompt_seed)
 held_score = metrics.score([search.prompt] * len(held_out), held_out["prompt"].tolist(), enc)
-results.append(RESULTS / "mean_prompt.jsonl", {
-    "prompt": search.prompt, "train_scs": search.train_scs, "held_out_scs": held_score["scs_mean"],
-    "held_out_ci_low": held_score["scs_ci_low"], "held_out_ci_high": held_score["scs_ci_high"],
-    "n_train": search.n_train, "n_held_out": held_score["n"], "encoder": enc.name,
-    "validation_set": set_name, "steps": len(search.history), "max_steps": mean_prompt_steps,
-    "beam_width": search.beam_width, "seed": search.seed, "pool_size": search.pool_size,
-    "history": search.history, **machine.info()},
-    run_id=results.new_run_id())
+searches = results.read(RESULTS / "mean_prompt.jsonl")
+new = searches.empty or not (  # the same search on this machine is recorded once
+    searches["machine"].eq(machine.info()["machine"]) & searches["validation_set"].eq(set_name)
+    & searches["encoder"].eq(enc.name) & searches["prompt"].eq(search.prompt)
+    & searches["seed"].eq(search.seed) & searches["beam_width"].eq(search.beam_width)
+    & searches["n_held_out"].eq(held_score["n"])).any()
+if new:
+    results.append(RESULTS / "mean_prompt.jsonl", {
+        "prompt": search.prompt, "train_scs": search.train_scs, "held_out_scs": held_score["scs_mean"],
+        "held_out_ci_low": held_score["scs_ci_low"], "held_out_ci_high": held_score["scs_ci_high"],
+        "n_train": search.n_train, "n_held_out": held_score["n"], "encoder": enc.name,
+        "validation_set": set_name, "steps": len(search.history), "max_steps": mean_prompt_steps,
+        "beam_width": search.beam_width, "seed": search.seed, "pool_size": search.pool_size,
+        "history": search.history, **machine.info()},
+        run_id=results.new_run_id())
 print(f"mean prompt ({len(search.history)} steps, pool {search.pool_size}): {search.prompt!r}\n"
       f"train SCS {search.train_scs:.4f} ({enc.name}), held-out SCS {held_score['scs_mean']:.4f} "
       f"[{held_score['scs_ci_low']:.4f}, {held_score['scs_ci_high']:.4f}]")
@@ -144,7 +151,7 @@ def measure(config):
 
 
 configs = experiment.grid(strategy=strategies, model=[model], backend=[backend],
-                          validation_set=[set_name], n_pairs=[len(held_out)])
+                          validation_set=[set_name], n_pairs=[len(held_out)], encoder=[enc.name])
 df = experiment.run(configs, measure, TABLE, redo=redo, desc="strategies", isolate=False)  # measure uses lm, loaded in this process
 for lm in _lm:
     lm.close()
