@@ -105,3 +105,39 @@ def test_bad_file_and_output_folder(tmp_path, test_csv):
     assert submit.main([str(bad), "--strategy", "fixed_prompt", "--out", str(tmp_path / "s.csv")]) == 2
     with pytest.raises(LabError, match="does not exist"):
         _run(test_csv, tmp_path / "nowhere" / "s.csv", strategy="fixed_prompt")
+
+
+def test_ctrl_c_on_the_command_then_rerun_resumes(tmp_path):
+    """A real interruption: SIGINT to `python -m shared.submit` after two finished rows."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from shared.machine import REPO
+    many = pd.concat([PAIRS.assign(id=PAIRS["id"] + f"-{k}") for k in range(3)], ignore_index=True)
+    test = dataio.write_csv(many, tmp_path / "test.csv")
+    out = tmp_path / "submission.csv"
+    command = [sys.executable, "-m", "shared.submit", str(test), "--strategy", "direct",
+               "--model", SMOL, "--n-threads", "2", "--max-new-tokens", "8", "--out", str(out),
+               "--encoder", "all-MiniLM-L6-v2"]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    side = submit.sidecar(out)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        if side.exists() and len(side.read_text().splitlines()) >= 2:
+            child.send_signal(signal.SIGINT)
+            break
+        time.sleep(0.1)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 130, err[-2000:]
+    assert "resume" in err and not out.exists()
+    finished = len(side.read_text().splitlines())
+    assert 2 <= finished < len(many)
+
+    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{finished} already done" in again.stdout
+    assert f"({len(many) - finished} computed now, {finished} resumed)" in again.stdout
+    assert "SCS" in again.stdout and "1300 samples" in again.stdout
+    assert list(pd.read_csv(out, dtype=str)["id"]) == list(many["id"])
