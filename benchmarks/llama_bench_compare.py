@@ -8,7 +8,9 @@ scripts/install_llama_cpp.sh leaves), and caches the binary under PRL_CACHE (fir
   - prefill (pp): tokens/s over a prompt of --prompt tokens from an empty context;
   - decode (tg): tokens/s of --gen tokens after that prompt (llama-bench `-d` = prompt length);
 
-and prints both with the ratio lab / llama-bench (target: at least 0.95 for both).
+and prints both with the ratio lab / llama-bench (target: at least 0.95 for both), next to the
+ratio with llama-cpp-python's own defaults (flash attention off, batch 512), which the lab used
+before.
 
     .venv/bin/python benchmarks/llama_bench_compare.py [--models smollm2-135m-instruct gemma-3-270m]
         [--threads 1 2] [--prompt 256] [--gen 64] [--reps 5]
@@ -98,20 +100,24 @@ def main():
     for model in args.models:
         gguf = catalog.resolve(catalog.get(model))
         for threads in args.threads:
-            lm = loading.load(model, "llama_cpp", n_threads=threads)
-            lab(lm, 16, 4)  # warm-up (llama-bench warms up itself)
-            samples = {"lab": [], "native": []}
-            for _ in range(args.reps):  # alternate, so drift on a shared machine hits both
+            lm = loading.load(model, "llama_cpp", n_threads=threads)  # the lab's defaults
+            # llama-cpp-python's own defaults, which the lab used before: flash attention off,
+            # logical batch 512
+            old = loading.load(model, "llama_cpp", n_threads=threads, flash_attn=False, n_batch=512)
+            lab(lm, 16, 4), lab(old, 16, 4)  # warm-up (llama-bench warms up itself)
+            samples = {"lab": [], "native": [], "old": []}
+            for _ in range(args.reps):  # alternate, so drift on a shared machine hits all three
                 samples["native"].append(native(binary, gguf, threads, args.prompt, args.gen))
                 samples["lab"].append(lab(lm, args.prompt, args.gen))
-            lm.close()
+                samples["old"].append(lab(old, args.prompt, args.gen))
+            lm.close(), old.close()
             for test in ("pp", "tg"):
-                n = statistics.median(s[test] for s in samples["native"])
-                b = statistics.median(s[test] for s in samples["lab"])
+                n, b, o = (statistics.median(s[test] for s in samples[k]) for k in ("native", "lab", "old"))
                 rows.append({"model": model, "threads": threads,
                              "test": f"{test}{args.prompt if test == 'pp' else args.gen}",
                              "llama-bench tok/s": round(n, 1), "lab tok/s": round(b, 1),
                              "lab / llama-bench": round(b / n, 3),
+                             "fa off, batch 512 / llama-bench": round(o / n, 3),
                              "native fa/batch/ubatch": "{flash_attn}/{n_batch}/{n_ubatch}".format(
                                  **samples["native"][0]),
                              "lab fa/batch/ubatch": f"{lm.flash_attn}/{lm.n_batch}/{lm.n_ubatch}"})

@@ -40,9 +40,17 @@ def _greedy_ids(lm, prompt, n):
 def test_backends_agree_on_the_first_greedy_tokens(model, agree, request):
     """Measured on these prompts: Gemma 3 (Q4_K_M) agrees on all 8 tokens of all 5; SmolLM2
     (Q4_1) on the first 2 only: llama.cpp quantizes activations for its Q4_1 dot products,
-    transformers multiplies dequantized fp32 weights, and close logits swap later."""
+    transformers multiplies dequantized fp32 weights, and close logits swap later.
+
+    llama.cpp runs here without flash attention, the same attention arithmetic as transformers'
+    eager path. With flash attention (llama.cpp's own default, and the lab's) Gemma's first
+    greedy token after "Once upon a time, there was a" changes (1944 instead of 2268): its CPU
+    kernel converts Q to the KV cache's type (fp16) before Q.K (ggml-cpu/ops.cpp,
+    flash_attn_ext_f16_one_chunk). That is a property of the kernel, not a bug of either
+    backend."""
     short = "gemma" if model.startswith("gemma") else "smol"
-    hf_lm, llama_lm = request.getfixturevalue(f"{short}_hf"), request.getfixturevalue(f"{short}_llama")
+    hf_lm = request.getfixturevalue(f"{short}_hf")
+    llama_lm = loading.load(model, "llama_cpp", n_threads=2, flash_attn=False)
     for prompt in PROMPTS:
         assert hf_lm.encode(prompt=prompt) == llama_lm.encode(prompt=prompt)
         a, b = _greedy_ids(hf_lm, prompt, agree), _greedy_ids(llama_lm, prompt, agree)
