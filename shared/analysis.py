@@ -9,14 +9,29 @@ import pandas as pd
 from . import catalog
 
 
+CONFIG_KEYS = ("model", "runtime", "machine")
+
+
+def latest_run(df: pd.DataFrame, keys=CONFIG_KEYS) -> pd.DataFrame:
+    """For each configuration (`keys`), only the rows of its latest run (`run_id`, in the order
+    the rows were appended). A rerun after a change of code or settings (`redo`) replaces the
+    earlier numbers in every table instead of pooling with them, and repeated runs never
+    narrow a spread by counting the same measurement twice; the earlier rows stay on disk."""
+    keys = [k for k in keys if k in df]
+    if df.empty or "run_id" not in df or not keys:
+        return df
+    last = df.groupby(keys, dropna=False, sort=False)["run_id"].transform("last")
+    return df[df["run_id"].eq(last)]
+
+
 def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful, timed (not warm-up) rows."""
+    """Successful, timed (not warm-up) rows of each configuration's latest run."""
     if df.empty:
         return df
     keep = df["status"].eq("ok") if "status" in df else pd.Series(True, index=df.index)
     if "phase" in df:
         keep &= df["phase"].eq("timed")
-    return df[keep]
+    return latest_run(df[keep])
 
 
 def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
@@ -186,7 +201,7 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".3g", index: bool = False) -> st
 
 def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean output tokens and seconds per answer, and how many stopped at EOS, per mode."""
-    ok = numeric(df[df["status"].eq("ok")], ["output_tokens", "total_s"]) if not df.empty else df
+    ok = numeric(latest_run(df[df["status"].eq("ok")]), ["output_tokens", "total_s"]) if not df.empty else df
     if ok.empty:
         return pd.DataFrame()
     return ok.groupby(["model", "runtime", "machine", "mode"]).agg(
