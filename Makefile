@@ -26,7 +26,7 @@ llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
-	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS)
+	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo)
 
 test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)

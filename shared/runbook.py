@@ -113,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("iteration")
     parser.add_argument("--params", default="cpu", help="parameter set in <iteration>/params/")
     parser.add_argument("--only", nargs="*", help="run only these notebooks")
+    parser.add_argument("--redo", action="store_true",
+                        help="measure again what this machine already measured (papermill -p redo True)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    steps = run(args.iteration, args.params, args.only)
+    steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 1 if any(s.status == "failed" for s in steps) else 0
 
