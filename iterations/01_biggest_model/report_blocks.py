@@ -230,8 +230,18 @@ def roofline_seed_check() -> str:
             "`shared/data/seed_speeds.yaml` with their source._")
 
 
+def speed_memory() -> str:
+    df = _table("speed")
+    table = analysis.memory_table(df)
+    if table.empty:
+        return "_No rows with the memory-footprint fields yet: run `speed.ipynb` (`make run REDO=1`)._"
+    return (analysis.markdown(table.assign(machine=table["machine"].map(analysis.machine_label)),
+                              floatfmt=".0f") + "\n\n" + _source("speed", "speed.ipynb", df))
+
+
 BLOCKS = {
     "speed_decode": speed_decode,
+    "speed_memory": speed_memory,
     "speed_prefill": speed_prefill,
     "speed_ratios": speed_ratios,
     "speed_failures": speed_failures,
