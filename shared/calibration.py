@@ -53,8 +53,6 @@ class Observation:
     bandwidth: float             # bytes/s
     decode_tok_s: float
     roofline_s: float            # a decode step at the roofline: max(bytes / bandwidth, FLOPs / peak)
-    memory_s: float | None = None   # bytes / bandwidth of a decode step
-    compute_s: float | None = None  # FLOPs / peak of a decode step (None: peak unknown)
     prefill_flops: float | None = None
     peak_flops: float | None = None
     prefill_s: float | None = None
@@ -87,7 +85,7 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
             hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
             input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
             bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
-            roofline_s=roofline.roofline_seconds(step, flops, hw, precision), memory_s=step / (hw.bandwidth_gb_s * GB),
+            roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
             source=r["source"],
             fit=r.get("fit", True)))
     return out
@@ -139,7 +137,6 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
                 bytes_per_token=step, bandwidth=hw.bandwidth_gb_s * GB,
                 decode_tok_s=float(p["decode_tok_s"].median()),
                 roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
-                memory_s=step / (hw.bandwidth_gb_s * GB), compute_s=flops / hw.peak_flops(precision),
                 prefill_flops=roofline.prefill_flops(arch, int(n_in)),
                 peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
                 prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
@@ -153,14 +150,13 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
 
 @dataclasses.dataclass(frozen=True)
 class Fit:
-    """t = x / (efficiency x peak) + overhead_s fitted on some observations; on a CPU, decode
-    is t = memory_s / efficiency + compute_s / compute_efficiency (see fit_memory_compute)."""
+    """t = x / (efficiency x peak) + overhead_s fitted on some observations (x: the roofline's
+    bytes or FLOPs of a decode step, the FLOPs of a prefill)."""
     efficiency: float
     overhead_s: float
     points: int
     configs: tuple[str, ...]
-    method: str                  # "slope and intercept" | "slope, intercept from the family" | "memory + compute"
-    compute_efficiency: float | None = None
+    method: str                  # "slope and intercept" | "slope, intercept from the family" | ...
 
 
 def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float = 1.25) -> tuple[float, float, str]:
@@ -186,27 +182,6 @@ def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float =
     w = x / t
     a = float((w * (1 - c / t)).sum() / (w * w).sum())
     return 1 / (a * peak), float(c), method
-
-
-def fit_memory_compute(memory_s, compute_s, t) -> tuple[float, float]:
-    """Fit t = memory_s / e_m + compute_s / e_c, both terms non-negative (NNLS on relative error).
-
-    A CPU's few cores both load the weights and dequantize and multiply them, and overlap the
-    two poorly, so a decode step costs about the sum of its memory time and its compute time
-    (the no-overlap side of the roofline). Returns (e_m, e_c); inf where a term is not needed.
-    """
-    m, c, t = (np.asarray(v, float) for v in (memory_s, compute_s, t))
-    design, target = np.column_stack([m / t, c / t]), np.ones_like(t)
-    (a_m, a_c), *_ = np.linalg.lstsq(design, target, rcond=None)
-    if a_m < 0 or a_c < 0:  # two unknowns: the non-negative optimum lies on one axis, take the better one
-        fits = []
-        for i in (0, 1):
-            col = design[:, i]
-            a = max(float(col @ target / (col @ col)), 0.0)
-            fits.append((float(((a * col - target) ** 2).sum()), i, a))
-        _, i, a = min(fits)
-        a_m, a_c = (a, 0.0) if i == 0 else (0.0, a)
-    return (1 / a_m if a_m > 0 else float("inf")), (1 / a_c if a_c > 0 else float("inf"))
 
 
 def short(config: str) -> str:
@@ -248,13 +223,6 @@ class Calibrator:
         for key, items in groups.items():
             x, t, peak = zip(*(p for _, p in items))
             configs = tuple(sorted({o.config for o, _ in items}))
-            obs = [o for o, _ in items]
-            intensity = [o.compute_s / o.memory_s for o in obs if o.compute_s]
-            if (what == "decode" and self.hardware_of[key[1]].kind == "cpu" and len(intensity) == len(obs)
-                    and max(intensity) / min(intensity) >= 1.1):  # else the two terms cannot be told apart
-                e_m, e_c = fit_memory_compute([o.memory_s for o in obs], [o.compute_s for o in obs], t)
-                fits[key] = Fit(e_m, 0.0, len(items), configs, "memory + compute", compute_efficiency=e_c)
-                continue
             eff, c, method = fit_line(x, t, peak[0])
             if method == "slope and intercept":
                 fits[key] = Fit(eff, c, len(items), configs, method)
@@ -281,13 +249,7 @@ class Calibrator:
     def _lookup(self, fits: dict, family: str, hw: Hardware, cross_kind: bool) -> tuple[Fit | None, str]:
         """The fit for (family, hw), or what it borrows, with a sentence saying which."""
         def describe(fit: Fit, where: str) -> str:
-            if fit.compute_efficiency is None:
-                constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
-            else:  # a CPU: memory and compute time add; an infinite efficiency is a term the fit did not need
-                terms = [f"{name} / ({e:.2f} x {roof})" for name, e, roof in
-                         (("bytes", fit.efficiency, "bandwidth"), ("FLOPs", fit.compute_efficiency, "peak"))
-                         if np.isfinite(e)]
-                constants = " + ".join(terms)
+            constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
             return f"{where}: {constants}; {fit.points} points of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
             return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}")
@@ -296,13 +258,10 @@ class Calibrator:
             label = self.hardware_of[like].label
             return fits[(family, like)], describe(fits[(family, like)], f"{family} on {label} ({hw.label} unmeasured)")
         same_kind = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
-        additive = [f for f in same_kind if f.compute_efficiency is not None]
-        if additive:  # CPUs: keep the additive form (an infinite efficiency would be a free max() side)
-            same_kind = additive
         if same_kind:
             pooled = Fit(_median(f.efficiency for f in same_kind), _median(f.overhead_s for f in same_kind),
                          sum(f.points for f in same_kind), tuple(sorted({c for f in same_kind for c in f.configs})),
-                         "median", _median(f.compute_efficiency for f in additive) if additive else None)
+                         "median")
             return pooled, (f"median of {len(same_kind)} {family} {hw.kind.upper()} fits ({hw.label} unmeasured): "
                             f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms")
         for other in ("llama.cpp", "transformers", "bitsandbytes"):
@@ -330,7 +289,6 @@ class Calibrator:
                   f"{m.points} points of {'; '.join(short(c) for c in m.configs)})") if m else ""
         return Calibration(
             decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
-            decode_compute_efficiency=d.compute_efficiency if d else None,
             prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
             memory_overhead_gb=m.overhead_s if m else 0.0,
             decode_rows=d_rows or roofline.CEILING.decode_rows,
@@ -342,10 +300,7 @@ class Calibrator:
         """Decode tok/s, prefill s and memory GB predicted for an observation's configuration."""
         hw = self.hardware_of[o.hardware]
         c = self.calibration(o.family, hw)
-        if c.decode_compute_efficiency is not None and o.compute_s is not None:
-            step = o.memory_s / c.decode_efficiency + o.compute_s / c.decode_compute_efficiency
-        else:
-            step = o.roofline_s / c.decode_efficiency
+        step = o.roofline_s / c.decode_efficiency
         out = {"decode_tok_s": 1 / (step + c.decode_overhead_s)}
         if o.prefill_flops is not None and o.peak_flops:
             out["prefill_s"] = o.prefill_flops / (c.prefill_efficiency * o.peak_flops) + c.prefill_overhead_s

@@ -4,12 +4,11 @@ Batch-1 decoding reads every active weight (and the KV cache) once per generated
 does about 2 FLOPs per weight read, an arithmetic intensity far below a GPU's ridge point,
 so decode is bound by memory bandwidth; prefill processes all input tokens in one pass and
 is bound by compute. The max() keeps the roofline's other side: a machine whose peak FLOP/s
-is low next to its bandwidth (2 CPU cores on 4-bit weights, fp16 on a Pascal P4) decodes at
-its compute roof (Williams et al., "Roofline", CACM 2009; the same argument in
-Pope et al., "Efficiently Scaling Transformer Inference", 2022, and in llama.cpp discussions).
+is low next to its bandwidth (fp16 on a Pascal P4) decodes at its compute roof (Williams et
+al., "Roofline", CACM 2009; the same argument in Pope et al., "Efficiently Scaling Transformer
+Inference", 2022, and in llama.cpp discussions). The same form serves GPUs and this lab's CPU.
 
-    decode step  t = max(bytes / bandwidth, FLOPs / peak) / efficiency + overhead   (s; GPUs)
-                 t = bytes / (eff_m x bandwidth) + FLOPs / (eff_c x peak)         (s; CPUs: no overlap)
+    decode step  t = max(bytes / bandwidth, FLOPs / peak) / efficiency + overhead   (s)
     decode rate  1 / t                                                       (tokens/s per sequence)
     prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
     memory       weights + KV cache (context x batch) + runtime overhead     (GB)
@@ -271,7 +270,6 @@ class Calibration:
     """Fitted constants of one runtime family on one hardware, and where they came from."""
     decode_efficiency: float = 1.0     # fraction of the roofline (bandwidth or compute) a decode step achieves
     decode_overhead_s: float = 0.0     # fixed seconds per decode step (launches, Python, sampling)
-    decode_compute_efficiency: float | None = None  # set on CPUs: step = memory time / eff + compute time / this
     prefill_efficiency: float = 1.0    # fraction of peak FLOP/s prefill achieves
     prefill_overhead_s: float = 0.0
     memory_overhead_gb: float = 0.0    # runtime memory beyond weights and KV (CUDA context, libraries)
@@ -428,11 +426,7 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     precision = compute_precision(q, hw)
     step_flops = decode_flops(arch, input_tokens + output_tokens / 2, batch_size)
     ideal_s = roofline_seconds(step_bytes, step_flops, hw, precision)
-    if c.decode_compute_efficiency is not None:  # a CPU: memory and compute time add (calibration.py)
-        step_s = step_bytes / bandwidth / c.decode_efficiency \
-            + step_flops / hw.peak_flops(precision) / c.decode_compute_efficiency
-    else:
-        step_s = ideal_s / c.decode_efficiency
+    step_s = ideal_s / c.decode_efficiency
     decode = 1 / (step_s + c.decode_overhead_s)
     prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
         + c.prefill_overhead_s

@@ -181,19 +181,3 @@ def test_peaks_rows_prefer_the_least_contended(tmp_path):
                               for bw, load in [(19.0, 2.1), (12.0, 8.0)]) + "\n")
     (row,) = peaks.rows(path)
     assert row["triad_gb_s"] == 19.0 and not peaks.contended(row)
-
-
-def test_cpu_fit_recovers_memory_and_compute_efficiencies():
-    memory_s = [0.005, 0.012, 0.050, 0.004]
-    compute_s = [0.008, 0.013, 0.090, 0.010]
-    t = [m / 0.8 + c / 0.5 for m, c in zip(memory_s, compute_s)]
-    e_m, e_c = calibration.fit_memory_compute(memory_s, compute_s, t)
-    assert (e_m, e_c) == (pytest.approx(0.8), pytest.approx(0.5))
-    # and the prediction adds the two times on a CPU
-    row = {"machine": "CPU AMD EPYC (2 cores)", "triad_gb_s": 20.0, "matmul_fp32_tflops": 0.1,
-           "memory_total_gb": 25.0, "threads": 2, "timestamp": "2026-11-29T00:00:00"}
-    cal = roofline.Calibration(decode_efficiency=0.8, decode_compute_efficiency=0.5)
-    p = roofline.predict("qwen2.5-coder-1.5b-instruct", "Q4_K_M", "AMD EPYC 2c", input_tokens=300,
-                         output_tokens=32, calibration=cal, peaks=[row])
-    step = p.bytes_per_token_gb * GB / 20e9 / 0.8 + p.decode_flops / 0.1e12 / 0.5
-    assert p.decode_tok_s == pytest.approx(1 / step)
