@@ -121,7 +121,10 @@ def test_ctrl_c_on_the_command_then_rerun_resumes(tmp_path):
     command = [sys.executable, "-m", "shared.submit", str(test), "--strategy", "direct",
                "--model", SMOL, "--n-threads", "2", "--max-new-tokens", "8", "--out", str(out),
                "--encoder", "all-MiniLM-L6-v2"]
-    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default action, whatever this test inherited: a job started in the background
+    # by a non-interactive shell (CI, `make test &`) has SIGINT ignored, and Python keeps that
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     side = submit.sidecar(out)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and child.poll() is None:
