@@ -15,6 +15,11 @@ def _table(name: str):
     return results.read(RESULTS / f"{name}.jsonl")
 
 
+def _short_machines(table):
+    """`table` with its machine column in short labels ("AMD EPYC 2c", "Xeon 2c", "T4")."""
+    return table.assign(machine=table["machine"].map(analysis.machine_label)) if "machine" in table else table
+
+
 def _source(name: str, notebook: str, df) -> str:
     if df.empty:
         return f"_No rows in `res/01_biggest_model/{name}.jsonl` yet: run `{notebook}`._"
@@ -47,13 +52,13 @@ def speed_ratios() -> str:
         ratios = analysis.speedup(df, "transformers fp32", metric)
         if not ratios.empty:
             out.append(f"`{metric}` of each runtime / transformers fp32 (median):\n\n"
-                       + analysis.markdown(ratios, floatfmt=".2f"))
+                       + analysis.markdown(_short_machines(ratios.dropna(axis=0, thresh=3)), floatfmt=".2f"))
     return "\n\n".join(out) or _source("speed", "speed.ipynb", df)
 
 
 def speed_failures() -> str:
     fails = analysis.failures(_table("speed"))
-    return "No configuration failed." if fails.empty else analysis.markdown(fails)
+    return "No configuration failed." if fails.empty else analysis.markdown(_short_machines(fails))
 
 
 def budget_verdict() -> str:
@@ -68,7 +73,7 @@ def budget_verdict() -> str:
             f"{v.attrs['output_tokens']} tokens.\n\n")
     cols = ["model", "runtime", "machine", "input_tokens", "prefill_s", "decode_tok_s",
             "s_per_sample", "max_output_tokens", "fits"]
-    return head + analysis.markdown(v[cols].sort_values(["machine", "model", "runtime"]))
+    return head + analysis.markdown(_short_machines(v[cols].sort_values(["machine", "model", "runtime"])))
 
 
 def scaling_fits() -> str:
@@ -79,7 +84,8 @@ def scaling_fits() -> str:
 
 def eos_comparison() -> str:
     df = _table("eos")
-    return analysis.markdown(analysis.eos_summary(df), floatfmt=".3g") + "\n\n" + _source("eos", "eos.ipynb", df)
+    return (analysis.markdown(_short_machines(analysis.eos_summary(df)), floatfmt=".3g") + "\n\n"
+            + _source("eos", "eos.ipynb", df))
 
 
 def _cpu_params(notebook: str) -> dict:
