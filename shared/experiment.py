@@ -158,9 +158,7 @@ def _child_main(blob: bytes) -> None:
     """In the child: measure one configuration into the table, then exit without teardown
     (a library that crashes while unloading must not turn finished rows into a failure)."""
     measure, config, path, run_id, base = cloudpickle.loads(blob)
-    # Same machine as the parent: reuse its machine.info() (for rows that timing makes) instead
-    # of probing again, which would import torch for the GPU list and llama_cpp for its build.
-    machine._static_info = lambda: dict(base)
+    machine.adopt(base)  # the parent's machine.info(): no probing again in every child
     ok = _measure_into(measure, config, path, run_id, base)
     sys.stdout.flush()
     sys.stderr.flush()

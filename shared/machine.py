@@ -99,6 +99,18 @@ def _static_info() -> dict:
     return info
 
 
+_adopted: dict | None = None
+
+
+def adopt(static: dict) -> None:
+    """Use `static` (another process's info() without its timestamp) as this process's: a child
+    that measures for its parent on the same machine skips probing again (which imports torch
+    for the GPU list and llama_cpp for its build). shared/experiment.py's children call it."""
+    global _adopted
+    _adopted = dict(static)
+
+
 def info() -> dict:
     """Machine, versions and commit (computed once per process) plus the current UTC time."""
-    return {**_static_info(), "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    static = _adopted if _adopted is not None else _static_info()
+    return {**static, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
