@@ -68,16 +68,21 @@ class GenerationRecord:
 FIELDS = [f.name for f in dataclasses.fields(GenerationRecord)]
 
 
-def rss_mb() -> float | None:
-    """The process's resident set size now, in MiB (Linux /proc; None elsewhere). It counts the
-    pages of a memory-mapped file only once they have been touched."""
+def _proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status ("VmRSS", "VmHWM") in MiB; None without /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return None
+
+
+def rss_mb() -> float | None:
+    """The process's resident set size now, in MiB (Linux /proc; None elsewhere). It counts the
+    pages of a memory-mapped file only once they have been touched."""
+    return _proc_status_mb("VmRSS")
 
 
 class PeakMemory:
@@ -94,13 +99,8 @@ class PeakMemory:
 
     @staticmethod
     def _hwm_mb() -> float:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        hwm = _proc_status_mb("VmHWM")
+        return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def __enter__(self):
         try:
