@@ -1,8 +1,9 @@
 """The llama.cpp backend (llama-cpp-python): GGUF files as LM Studio runs them.
 
-Decoding is a bare loop of one-token `eval` calls with greedy argmax on the last logits: the
-high-level `generate()` of llama-cpp-python spends most of its time in Python sampling code
-(about 17 tok/s against 55 for the bare loop on SmolLM2 with 2 threads). Every call starts from
+Decoding is a bare loop of one-token `eval` calls with greedy argmax on the last logits, within
+1% of a bare eval loop (benchmarks/llama_decode.py); context options follow llama-bench
+(LLAMA_BENCH_DEFAULTS), and prefill and decode measured 0.95-1.01x of native llama-bench on the
+same GGUF and threads (benchmarks/llama_bench_compare.py). Every call starts from
 an empty KV cache, so a repeated prompt is prefilled again, unless the caller asks to reuse the
 prefix shared with the previous call (reuse_prefix=True, for few-shot preambles).
 """
