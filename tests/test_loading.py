@@ -32,29 +32,54 @@ def test_bitsandbytes_quantization_on_the_cpu(quantization, layer):
     assert rec.output_tokens == 3 and rec.quantization == quantization
 
 
+NEAR_TIE = 1.0  # logits: the largest gap of a llama.cpp token below transformers' best, see below
+
+
 def _greedy_ids(lm, prompt, n):
     return lm.timed_generate(lm.encode(prompt=prompt), n, True, 1).new_ids
 
 
-@pytest.mark.parametrize("model,agree", [("gemma-3-270m", 8), ("smollm2-135m-instruct", 2)])
-def test_backends_agree_on_the_first_greedy_tokens(model, agree, request):
-    """Measured on these prompts: Gemma 3 (Q4_K_M) agrees on all 8 tokens of all 5; SmolLM2
-    (Q4_1) on the first 2 only: llama.cpp quantizes activations for its Q4_1 dot products,
-    transformers multiplies dequantized fp32 weights, and close logits swap later.
+def _gaps(hf_lm, prompt_ids, new_ids):
+    """How far below transformers' best logit each of `new_ids` is, when transformers reads the
+    prompt and `new_ids` (teacher forcing): 0.0 where transformers would pick the same token."""
+    import torch
+
+    with torch.no_grad():
+        logits = hf_lm.model(torch.tensor([prompt_ids + new_ids])).logits[0].float()
+    steps = logits[len(prompt_ids) - 1:-1]
+    return [float(steps[i].max() - steps[i, t]) for i, t in enumerate(new_ids)]
+
+
+@pytest.mark.parametrize("model", ["gemma-3-270m", "smollm2-135m-instruct"])
+def test_backends_agree_on_the_first_greedy_tokens(model, request):
+    """Both backends read the same weights and tokens, so every token llama.cpp picks greedily is
+    transformers' own pick or a near tie of it, and the first token is the same.
+
+    Exact agreement of longer sequences depends on the CPU: llama.cpp quantizes activations to
+    8 bits for its Q4_K / Q4_1 dot products, with kernels chosen by the build's ISA, while
+    transformers multiplies dequantized fp32 weights, so close logits swap. Measured with 8
+    tokens of these 5 prompts: on an AVX-512 EPYC, Gemma 3 agreed on all 40 tokens and SmolLM2
+    on the first 2 of each prompt; on an AVX2 EPYC (2026-12-02) Gemma 3 swapped one token (gap
+    0.135 logits) and SmolLM2 two (0.22 and 0.545). A wrong conversion, tokenizer or chat
+    template gives gaps of several logits, so NEAR_TIE = 1.0 still catches those.
 
     llama.cpp runs here without flash attention, the same attention arithmetic as transformers'
     eager path. With flash attention (llama.cpp's own default, and the lab's) Gemma's first
-    greedy token after "Once upon a time, there was a" changes (1944 instead of 2268): its CPU
-    kernel converts Q to the KV cache's type (fp16) before Q.K (ggml-cpu/ops.cpp,
-    flash_attn_ext_f16_one_chunk). That is a property of the kernel, not a bug of either
-    backend."""
+    greedy token after "Once upon a time, there was a" changes (1944 instead of 2268) on the
+    AVX-512 machine: its CPU kernel converts Q to the KV cache's type (fp16) before Q.K
+    (ggml-cpu/ops.cpp, flash_attn_ext_f16_one_chunk). That is a property of the kernel, not a
+    bug of either backend."""
     short = "gemma" if model.startswith("gemma") else "smol"
     hf_lm = request.getfixturevalue(f"{short}_hf")
     llama_lm = loading.load(model, "llama_cpp", n_threads=2, flash_attn=False)
     for prompt in PROMPTS:
-        assert hf_lm.encode(prompt=prompt) == llama_lm.encode(prompt=prompt)
-        a, b = _greedy_ids(hf_lm, prompt, agree), _greedy_ids(llama_lm, prompt, agree)
-        assert a == b, prompt
+        ids = hf_lm.encode(prompt=prompt)
+        assert ids == llama_lm.encode(prompt=prompt)
+        a, b = _greedy_ids(hf_lm, prompt, 8), _greedy_ids(llama_lm, prompt, 8)
+        gaps = _gaps(hf_lm, ids, b)
+        assert a[0] == b[0], prompt
+        assert max(gaps) < NEAR_TIE, (prompt, a, b, gaps)
+        assert all(g == 0.0 for g in gaps[:next((i for i in range(8) if a[i] != b[i]), 8)]), prompt
 
 
 def test_an_explicit_device_map_is_passed_to_accelerate():
