@@ -11,6 +11,8 @@ A notebook that fails (an exception in a cell, a dead kernel) does not stop the 
 its executed copy keeps the traceback, the report is still refreshed from the rows that exist,
 a summary lists every notebook with ok/failed, its seconds and the reason of a failure, and
 the command exits with status 1.
+A notebook whose .ipynb is not in sync with its .py stops the job before anything runs
+(shared.notebooks: "run make sync").
 """
 from __future__ import annotations
 
@@ -20,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import papermill
 import yaml
 
-from . import report
+from . import notebooks, report
+from .catalog import LabError
 from .machine import REPO
 
 
@@ -52,9 +54,11 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
-    unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()]
+    unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()
+               and not (iteration / f"{n}.py").exists()]
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
+    check_notebooks(iteration, names)
     steps = []
     for name in names:
         out = iteration / "executed" / params / f"{name}.ipynb"
@@ -62,9 +66,8 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         print(f"== {name} ({params}) -> {shown(out)}", flush=True)
         start = time.perf_counter()
         try:
-            papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
-                                       log_output=True,
-                                       parameters={**config.get(name, {}), **(overrides or {})})
+            notebooks.execute(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
+                              log_output=True, parameters={**config.get(name, {}), **(overrides or {})})
         except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
             steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
             print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
@@ -82,6 +85,15 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         print(f"report {shown(report.report_path(iteration))}: refreshed {', '.join(changed) or 'nothing'}")
     print(summary(steps), flush=True)
     return steps
+
+
+def check_notebooks(iteration: Path, names: list[str]) -> None:
+    """Stop before anything runs when a notebook of the job is not in sync with its .py
+    (shared.notebooks says why the job stops instead of syncing)."""
+    try:
+        notebooks.check([iteration / f"{name}.ipynb" for name in names])
+    except LabError as e:
+        raise SystemExit(str(e)) from None
 
 
 def reason(error: BaseException) -> str:

@@ -1,10 +1,9 @@
 """Each notebook is paired (.py and .ipynb agree) and runs under papermill with small parameters."""
 import jupytext
 import pandas as pd
-import papermill
 import pytest
 
-from shared import results
+from shared import notebooks, results
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"
@@ -36,6 +35,7 @@ def test_py_and_ipynb_are_in_sync(name):
     ipynb = jupytext.read(ITERATION / f"{name}.ipynb")
     assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in ipynb.cells], \
         f"run `make sync` (jupytext --sync) for {name}"
+    assert notebooks.unsynced(ITERATION / f"{name}.ipynb") is None
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -50,9 +50,9 @@ def test_parameters_cell(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_under_papermill(name, tmp_path):
     for step in ([NEEDS[name]] if name in NEEDS else []) + [name]:
-        papermill.execute_notebook(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
-                                   parameters={**SMALL[step], "results_dir": str(tmp_path)},
-                                   progress_bar=False)
+        notebooks.execute(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
+                          parameters={**SMALL[step], "results_dir": str(tmp_path)},
+                          progress_bar=False)
     tables = list(tmp_path.glob("*.jsonl"))
     assert tables, "the notebook recorded no results"
     for table in tables:
