@@ -10,7 +10,8 @@ their outputs, are kept in iterations/NN/executed/<params>/.
 A notebook that fails (an exception in a cell, a dead kernel) does not stop the ones after it:
 its executed copy keeps the traceback, the report is still refreshed from the rows that exist,
 a summary lists every notebook with ok/failed, its seconds and the reason of a failure, and
-the command exits with status 1.
+the command exits with status 1. A SIGTERM or SIGHUP (or Ctrl-C) ends the job with the
+notebook's kernel and the configuration it runs (shared.lifetime): nothing keeps measuring.
 A notebook whose .ipynb is not in sync with its .py stops the job before anything runs
 (shared.notebooks: "run make sync").
 """
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from . import notebooks, report
+from . import lifetime, notebooks, report
 from .catalog import LabError
 from .machine import REPO
 
@@ -119,6 +120,14 @@ def shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
+def stopped(stop: "lifetime.Stopped") -> None:
+    """A SIGTERM or SIGHUP ended the job: end the kernel (whose SIGTERM handler kills the running
+    configuration's child, which would die with the kernel anyway), then end as the signal would."""
+    print(f"main job {stop}: ending the notebook's kernel and its configuration", flush=True)
+    lifetime.end_children()
+    lifetime.resend(stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job; exit status 1 when any notebook (or the report refresh) failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure again what this machine already measured (papermill -p redo True)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+    with lifetime.signals_raise():
+        try:
+            steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+        except lifetime.Stopped as stop:
+            stopped(stop)
+        except KeyboardInterrupt:
+            lifetime.end_children()
+            raise
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 1 if any(s.status == "failed" for s in steps) else 0
 
