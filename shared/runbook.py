@@ -12,8 +12,11 @@ its executed copy keeps the traceback, the report is still refreshed from the ro
 a summary lists every notebook with ok/failed, its seconds and the reason of a failure, and
 the command exits with status 1. A SIGTERM or SIGHUP (or Ctrl-C) ends the job with the
 notebook's kernel and the configuration it runs (shared.lifetime): nothing keeps measuring.
-A notebook whose .ipynb is not in sync with its .py stops the job before anything runs
-(shared.notebooks: "run make sync").
+The job ends with a reproduction table: the headline metrics this run measured against the
+rows that were there before it (in a fresh clone, the committed rows) of the same machine label,
+flagged where outside their spread (shared.reproduction; rows of another checkout are not
+skipped, see results.done_configs). A notebook whose .ipynb is not in sync with its .py stops
+the job before anything runs (shared.notebooks: "run make sync").
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from . import lifetime, notebooks, report
+from . import lifetime, notebooks, report, reproduction
 from .catalog import LabError
 from .machine import REPO
 
@@ -60,6 +63,8 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
     check_notebooks(iteration, names)
+    headlines = report.headlines(iteration)
+    before = reproduction.snapshot(headlines)
     steps = []
     for name in names:
         out = iteration / "executed" / params / f"{name}.ipynb"
@@ -85,7 +90,17 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         steps.append(Step("report", "ok", time.perf_counter() - start))
         print(f"report {shown(report.report_path(iteration))}: refreshed {', '.join(changed) or 'nothing'}")
     print(summary(steps), flush=True)
+    print(reproduced(headlines, before), flush=True)
     return steps
+
+
+def reproduced(headlines: list, before: dict) -> str:
+    """The closing table: this run's headline metrics against the earlier rows of this machine
+    label (shared.reproduction); a failure to make it is said, not raised."""
+    try:
+        return reproduction.markdown(reproduction.compare(headlines, before))
+    except Exception as e:
+        return f"reproduction table failed: {reason(e)}"
 
 
 def check_notebooks(iteration: Path, names: list[str]) -> None:
