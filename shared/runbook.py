@@ -16,21 +16,25 @@ The job ends with a reproduction table: the headline metrics this run measured a
 rows that were there before it (in a fresh clone, the committed rows) of the same machine label,
 flagged where outside their spread (shared.reproduction; rows of another checkout are not
 skipped, see results.done_configs). A notebook whose .ipynb is not in sync with its .py stops
-the job before anything runs (shared.notebooks: "run make sync").
+the job before anything runs (shared.notebooks: "run make sync"), and so does a machine that
+cannot run it (shared.preflight: no CUDA device, models neither here nor downloadable, memory).
+The kernels run with TQDM_DISABLE=1: a progress bar saved in an executed notebook is either a
+widget nobody can see outside the lab or lines of stderr; each table's summary line stays.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from . import lifetime, notebooks, report, reproduction
+from . import lifetime, notebooks, preflight, report, reproduction
 from .catalog import LabError
-from .machine import REPO
+from .machine import REPO, shown
 
 
 @dataclasses.dataclass
@@ -63,24 +67,10 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
     check_notebooks(iteration, names)
+    preflight_check(iteration, names, config, params)
     headlines = report.headlines(iteration)
     before = reproduction.snapshot(headlines)
-    steps = []
-    for name in names:
-        out = iteration / "executed" / params / f"{name}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"== {name} ({params}) -> {shown(out)}", flush=True)
-        start = time.perf_counter()
-        try:
-            notebooks.execute(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
-                              log_output=True, parameters={**config.get(name, {}), **(overrides or {})})
-        except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
-            steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
-            print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
-                  f"(traceback in {shown(out)})", flush=True)
-        else:
-            steps.append(Step(name, "ok", time.perf_counter() - start, output=out))
-            print(f"== {name} done in {steps[-1].seconds:.0f} s", flush=True)
+    steps = run_notebooks(iteration, names, params, config, overrides)
     start = time.perf_counter()
     try:
         changed = report.render(iteration)
@@ -103,11 +93,49 @@ def reproduced(headlines: list, before: dict) -> str:
         return f"reproduction table failed: {reason(e)}"
 
 
+def run_notebooks(iteration: Path, names: list[str], params: str, config: dict,
+                  overrides: dict | None) -> list[Step]:
+    """Execute each notebook into executed/<params>/, whatever happened to the ones before.
+    Their kernels get TQDM_DISABLE=1 unless the caller set it (see the module's docstring)."""
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = saved or "1"
+    try:
+        steps = []
+        for name in names:
+            out = iteration / "executed" / params / f"{name}.ipynb"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            print(f"== {name} ({params}) -> {shown(out)}", flush=True)
+            start = time.perf_counter()
+            try:
+                notebooks.execute(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
+                                  log_output=True, parameters={**config.get(name, {}), **(overrides or {})})
+            except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
+                steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
+                print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
+                      f"(traceback in {shown(out)})", flush=True)
+            else:
+                steps.append(Step(name, "ok", time.perf_counter() - start, output=out))
+                print(f"== {name} done in {steps[-1].seconds:.0f} s", flush=True)
+    finally:
+        if saved is None:
+            del os.environ["TQDM_DISABLE"]
+    return steps
+
+
 def check_notebooks(iteration: Path, names: list[str]) -> None:
     """Stop before anything runs when a notebook of the job is not in sync with its .py
     (shared.notebooks says why the job stops instead of syncing)."""
     try:
         notebooks.check([iteration / f"{name}.ipynb" for name in names])
+    except LabError as e:
+        raise SystemExit(str(e)) from None
+
+
+def preflight_check(iteration: Path, names: list[str], config: dict, params: str) -> None:
+    """Stop before the first configuration when this machine cannot run the job: one message
+    listing what is missing for every configuration of every notebook (shared.preflight)."""
+    try:
+        preflight.check(iteration, names, config, params)
     except LabError as e:
         raise SystemExit(str(e)) from None
 
@@ -128,11 +156,6 @@ def summary(steps: list[Step]) -> str:
     failed = [s.name for s in steps if s.status == "failed"]
     head = f"summary: {len(steps) - len(failed)} ok, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else "")
     return "\n".join([head, *lines])
-
-
-def shown(path: Path) -> Path:
-    """The path relative to the repository when it is inside it, else as it is."""
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
 def stopped(stop: "lifetime.Stopped") -> None:
