@@ -119,8 +119,8 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
                 raise
             counts["measured" if ok else "failed"] += 1
             gc.collect()
-    print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already done on this "
-          f"machine (redo=True to measure again), {counts['failed']} failed -> {path}")
+    print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already measured by this "
+          f"checkout (redo=True to measure again), {counts['failed']} failed -> {machine.shown(path)}")
     return results.read(path)
 
 

@@ -78,6 +78,14 @@ def llama_cpp_cmake_args() -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
+def shown(path: str | Path) -> Path:
+    """`path` relative to the repository when it is inside it, else as it is: what outputs
+    print, so that a committed executed notebook does not carry this machine's folders."""
+    path = Path(path)
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    return absolute.relative_to(REPO) if absolute.is_relative_to(REPO) else path
+
+
 def checkout_id(repo: Path = REPO) -> str:
     """This checkout's id: 8 hex digits kept in `repo`/.checkout-id, made (uuid4) on first call.
     Two processes making it at once agree: the first link wins, the other reads it."""

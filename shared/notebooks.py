@@ -65,8 +65,29 @@ def check(paths: list[str | Path]) -> None:
 
 
 def execute(ipynb: str | Path, output: str | Path, **kwargs):
-    """papermill.execute_notebook(ipynb, output, **kwargs) after `check([ipynb])`."""
+    """papermill.execute_notebook(ipynb, output, **kwargs) after `check([ipynb])`; the paths
+    papermill records in the executed notebook's metadata are made repository-relative (also
+    when a cell failed), so a committed notebook does not carry the absolute paths of the
+    machine that ran it."""
     import papermill
 
     check([ipynb])
-    return papermill.execute_notebook(ipynb, output, **kwargs)
+    try:
+        return papermill.execute_notebook(ipynb, output, **kwargs)
+    finally:
+        _relative_paths(Path(output))
+
+
+def _relative_paths(output: Path) -> None:
+    import nbformat
+
+    from .machine import shown
+
+    if not output.exists():
+        return
+    nb = nbformat.read(output, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = str(shown(Path(meta[key])))
+    nbformat.write(nb, output)

@@ -1,9 +1,13 @@
 """Each notebook is paired (.py and .ipynb agree) and runs under papermill with small parameters."""
+import json
+from pathlib import Path
+
 import jupytext
+import nbformat
 import pandas as pd
 import pytest
 
-from shared import notebooks, results
+from shared import machine, notebooks, results
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"
@@ -53,6 +57,11 @@ def test_notebook_runs_under_papermill(name, tmp_path):
         notebooks.execute(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
                           parameters={**SMALL[step], "results_dir": str(tmp_path)},
                           progress_bar=False)
+    executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+    assert executed.metadata.papermill.input_path == f"iterations/01_biggest_model/{name}.ipynb"
+    shown = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "TqdmWarning" not in shown and "IProgress not found" not in shown  # ipywidgets is there
+    assert str(REPO) not in shown  # repository-relative paths in outputs
     tables = list(tmp_path.glob("*.jsonl"))
     assert tables, "the notebook recorded no results"
     for table in tables:
@@ -62,3 +71,8 @@ def test_notebook_runs_under_papermill(name, tmp_path):
         assert df.get("error", pd.Series(dtype=object)).isna().all()
     if name != "make_validation_set":
         assert list(tmp_path.glob("*.png")), "the notebook saved no figure"
+
+
+def test_outputs_show_repository_relative_paths(tmp_path):
+    assert machine.shown(REPO / "res" / "01_biggest_model" / "speed.jsonl") == Path("res/01_biggest_model/speed.jsonl")
+    assert machine.shown(tmp_path / "t.jsonl") == tmp_path / "t.jsonl"  # outside: as it is
