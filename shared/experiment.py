@@ -21,7 +21,7 @@ value, with the globals it uses, and imports the modules those name. Cost: the l
 A child never outlives its parent (shared.lifetime): it is killed when the parent ends by any
 means, and a SIGTERM or SIGHUP to the parent kills the child's process group and records the
 configuration as interrupted before the parent ends. A rerun skips configurations whose latest
-row on this machine is ok unless `redo` is set (see results.done_configs).
+row from this checkout on this machine is ok unless `redo` is set (see results.done_configs).
 """
 from __future__ import annotations
 
