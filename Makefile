@@ -31,7 +31,11 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
+# lab/overrides.json (committed): a paired notebook's .py opens as a notebook (jupytext's
+# default viewer); installed as this environment's lab defaults, which a user's settings override.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.d/prompt-recovery-lab.json
 lab: setup
+	@mkdir -p $(dir $(LAB_OVERRIDES)) && cp lab/overrides.json $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab --allow-root $(LAB_ARGS)
 
 sync: setup

@@ -17,8 +17,11 @@ initialized CUDA; not multiprocessing itself, which would re-import the parent's
 the Jupyter kernel's launcher, in every child). Its bootstrap imports only this module;
 `measure` travels to it by cloudpickle, which copies a function defined in a notebook cell by
 value, with the globals it uses, and imports the modules those name. Cost: the libraries that
-`measure` uses are imported again for every configuration (benchmarks/isolation_overhead.py). A rerun skips configurations whose latest row on
-this machine is ok unless `redo` is set (see results.done_configs).
+`measure` uses are imported again for every configuration (benchmarks/isolation_overhead.py).
+A child never outlives its parent (shared.lifetime): it is killed when the parent ends by any
+means, and a SIGTERM or SIGHUP to the parent kills the child's process group and records the
+configuration as interrupted before the parent ends. A rerun skips configurations whose latest
+row from this checkout on this machine is ok unless `redo` is set (see results.done_configs).
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import cloudpickle
 
-from . import catalog, machine, results
+from . import catalog, lifetime, machine, results
 from .catalog import LabError
 
 if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts faster
@@ -47,9 +50,12 @@ if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts fas
 DEFAULT_TIMEOUT_S = 1800.0  # a hung configuration is stopped after this many seconds
 _RECORDED_FAILURE = 86      # child's exit code: measure raised, the child wrote the failed row
 _STDERR_TAIL = 1500         # characters of a crashed child's stderr kept in its failed row
-# The child interpreter: take the parent's sys.path, then measure one configuration.
+# The child interpreter: take the parent's sys.path, die with the parent (shared.lifetime),
+# then measure one configuration.
 _BOOTSTRAP = ("import pickle, sys\n"
-              "sys.path[:], blob = pickle.load(sys.stdin.buffer)\n"
+              "sys.path[:], parent, blob = pickle.load(sys.stdin.buffer)\n"
+              "from shared.lifetime import die_with_parent\n"
+              "die_with_parent(parent)\n"
               "from shared.experiment import _child_main\n"
               "_child_main(blob)\n")
 
@@ -95,22 +101,26 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
     run_id = run_id or results.new_run_id()
     done = set() if redo or not configs else results.done_configs(path, list(configs[0]))
     counts = {"measured": 0, "skipped": 0, "failed": 0}
-    for config in (bar := tqdm(configs, desc=desc)):
-        bar.set_postfix_str(" ".join(str(v) for v in config.values()))
-        if tuple(config.values()) in done:
-            counts["skipped"] += 1
-            continue
-        base = _static_info()
-        try:
-            ok = (_run_isolated(measure, config, path, run_id, base, timeout_s) if isolate
-                  else _measure_into(measure, config, path, run_id, base))
-        except KeyboardInterrupt:  # the user stopped the run: say so in the table, then stop
-            results.append(path, _failed_row(base, config, "interrupted (KeyboardInterrupt)"), run_id=run_id)
-            raise
-        counts["measured" if ok else "failed"] += 1
-        gc.collect()
-    print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already done on this "
-          f"machine (redo=True to measure again), {counts['failed']} failed -> {path}")
+    with lifetime.signals_raise():  # SIGTERM, SIGHUP: the child is killed before this process ends
+        for config in (bar := tqdm(configs, desc=desc)):
+            bar.set_postfix_str(" ".join(str(v) for v in config.values()))
+            if tuple(config.values()) in done:
+                counts["skipped"] += 1
+                continue
+            base = _static_info()
+            try:
+                ok = (_run_isolated(measure, config, path, run_id, base, timeout_s) if isolate
+                      else _measure_into(measure, config, path, run_id, base))
+            except (KeyboardInterrupt, lifetime.Stopped) as stop:  # the run was stopped: say so
+                reason = "KeyboardInterrupt" if isinstance(stop, KeyboardInterrupt) else str(stop)
+                results.append(path, _failed_row(base, config, f"interrupted ({reason})"), run_id=run_id)
+                if isinstance(stop, lifetime.Stopped):
+                    lifetime.resend(stop)  # end as the signal would have, the child already dead
+                raise
+            counts["measured" if ok else "failed"] += 1
+            gc.collect()
+    print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already measured by this "
+          f"checkout (redo=True to measure again), {counts['failed']} failed -> {machine.shown(path)}")
     return results.read(path)
 
 
@@ -179,14 +189,14 @@ def _run_isolated(measure, config: dict, path, run_id: str, base: dict,
     code, error = None, None
     try:
         try:
-            child.stdin.write(pickle.dumps((sys.path, blob)))
+            child.stdin.write(pickle.dumps((sys.path, os.getpid(), blob)))
             child.stdin.close()
         except BrokenPipeError:  # the child died before reading: its exit code says why
             pass
         code = child.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         error = f"timed out after {timeout_s:g} s"
-    finally:  # also on an interrupt: nothing of this configuration keeps running
+    finally:  # also on an interrupt or a stop signal: nothing of this configuration keeps running
         _kill(child)  # the child and whatever it started (they would hold its stderr open)
         echo.join(timeout=5)
     if code == 0:

@@ -2,6 +2,11 @@
 
 llama-bench and optimum-benchmark put this on each row so that rows from different boxes can be
 merged into one table (a GPU user's rows add columns to the speed table, they do not overwrite).
+
+Each row also names the checkout that measured it (`checkout`, an id kept in the ignored file
+`.checkout-id` at the repository root, made on first use): the rows a clone receives with the
+repository were measured elsewhere, so a fresh clone's main job measures again instead of
+skipping them (results.done_configs), while a rerun in the same checkout skips its own rows.
 """
 from __future__ import annotations
 
@@ -12,9 +17,11 @@ import os
 import platform
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+CHECKOUT_FILE = ".checkout-id"  # in .gitignore: never committed, so never shared by two clones
 LIBRARIES = ("torch", "transformers", "accelerate", "bitsandbytes", "llama_cpp_python", "gguf",
              "sentence-transformers")
 
@@ -71,6 +78,33 @@ def llama_cpp_cmake_args() -> str:
     return path.read_text().strip() if path.exists() else ""
 
 
+def shown(path: str | Path) -> Path:
+    """`path` relative to the repository when it is inside it, else as it is: what outputs
+    print, so that a committed executed notebook does not carry this machine's folders."""
+    path = Path(path)
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    return absolute.relative_to(REPO) if absolute.is_relative_to(REPO) else path
+
+
+def checkout_id(repo: Path = REPO) -> str:
+    """This checkout's id: 8 hex digits kept in `repo`/.checkout-id, made (uuid4) on first call.
+    Two processes making it at once agree: the first link wins, the other reads it."""
+    path = Path(repo) / CHECKOUT_FILE
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    tmp = path.with_name(f"{CHECKOUT_FILE}.{os.getpid()}")
+    tmp.write_text(uuid.uuid4().hex[:8] + "\n")
+    try:
+        os.link(tmp, path)  # atomic, fails when another process made it first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
+
+
 def version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -92,6 +126,7 @@ def _static_info() -> dict:
         "gpus": ", ".join(gpus),
         "python": platform.python_version(),
         "git_commit": git_commit(),
+        "checkout": checkout_id(),
         "llama_cpp_build": llama_cpp_build(),
         "llama_cpp_cmake_args": llama_cpp_cmake_args(),
     }

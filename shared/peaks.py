@@ -76,19 +76,23 @@ def contended(row: dict) -> bool:
 
 def ensure(path: str | Path, threads: int = 2, redo: bool = False, **kwargs) -> list[dict]:
     """Every machine's peaks in `path` (see rows), measuring this machine first unless it
-    already has an uncontended row with these threads (like shared.experiment.run skips done
-    configurations; a measurement taken on shared cores is taken again)."""
-    here = machine.info()["machine"]
-    mine = [r for r in rows(path) if r["machine"] == here and r["threads"] == threads]
+    already has an uncontended row with these threads measured by this checkout (like
+    shared.experiment.run skips done configurations: a fresh clone measures its own; a
+    measurement taken on shared cores is taken again)."""
+    info = machine.info()
+    mine = [r for r in rows(path, checkout=info["checkout"])
+            if r["machine"] == info["machine"] and r["threads"] == threads]
     if redo or not mine or contended(mine[0]):
         results.append(path, measure(threads, **kwargs), run_id=results.new_run_id())
     return rows(path)
 
 
-def rows(path: str | Path) -> list[dict]:
+def rows(path: str | Path, checkout: str | None = None) -> list[dict]:
     """One peaks row per machine and thread count in `path`: the least contended (lowest load
-    average), the latest among equals."""
+    average), the latest among equals; only rows of `checkout` when given."""
     df = results.read(path)
+    if checkout is not None:
+        df = df[df["checkout"].eq(checkout)] if "checkout" in df else df.iloc[0:0]
     if df.empty:
         return []
     df = df[df["status"].eq("ok")].reset_index(drop=True)

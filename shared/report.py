@@ -29,13 +29,23 @@ def report_path(iteration: str | Path) -> Path:
     return Path(iteration) / "README.md"
 
 
-def blocks(iteration: str | Path) -> dict[str, Callable[[], str]]:
-    """The BLOCKS mapping of the iteration's report_blocks.py."""
+def _module(iteration: str | Path):
     path = Path(iteration) / "report_blocks.py"
     spec = importlib.util.spec_from_file_location(f"report_blocks_{Path(iteration).name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.BLOCKS
+    return module
+
+
+def blocks(iteration: str | Path) -> dict[str, Callable[[], str]]:
+    """The BLOCKS mapping of the iteration's report_blocks.py."""
+    return _module(iteration).BLOCKS
+
+
+def headlines(iteration: str | Path) -> list:
+    """The HEADLINES list of the iteration's report_blocks.py (shared.reproduction.Headline
+    items: what the main job compares with the earlier rows); empty when it has none."""
+    return list(getattr(_module(iteration), "HEADLINES", []))
 
 
 def _generate(iteration: Path) -> tuple[str, str, list[str]]:

@@ -70,18 +70,23 @@ def read(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def done_configs(path: str | Path, keys: list[str], machine_name: str | None = None) -> set[tuple]:
-    """Configurations (tuples of `keys`) already measured successfully on this machine.
+def done_configs(path: str | Path, keys: list[str], machine_name: str | None = None,
+                 checkout: str | None = None) -> set[tuple]:
+    """Configurations (tuples of `keys`) already measured successfully by this checkout on this
+    machine.
 
-    A rerun skips these unless asked to redo them. A configuration is done when its latest row
-    here is ok: one that failed part-way (ok rows, then a failed row) is measured again, and a
-    later success clears an earlier failure.
+    A rerun skips these unless asked to redo them. Only rows of `checkout` (default: this
+    checkout's id, machine.checkout_id) count: the rows a fresh clone receives were measured by
+    another checkout, so its main job measures them again (and shared.reproduction compares).
+    A configuration is done when its latest row here is ok: one that failed part-way (ok rows,
+    then a failed row) is measured again, and a later success clears an earlier failure.
     """
     df = read(path)
-    if df.empty:
+    if df.empty or "checkout" not in df:
         return set()
     machine_name = machine_name or machine.info()["machine"]
-    df = df[df["machine"] == machine_name]
+    checkout = checkout or machine.info()["checkout"]
+    df = df[(df["machine"] == machine_name) & (df["checkout"] == checkout)]
     missing = [k for k in keys if k not in df]
     if missing or df.empty:
         return set()
@@ -89,4 +94,3 @@ def done_configs(path: str | Path, keys: list[str], machine_name: str | None = N
     latest = {tuple(_clean(v) for v in row): status
               for row, status in zip(df[keys].itertuples(index=False), statuses)}  # file order
     return {config for config, status in latest.items() if status == "ok"}
-

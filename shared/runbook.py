@@ -10,21 +10,31 @@ their outputs, are kept in iterations/NN/executed/<params>/.
 A notebook that fails (an exception in a cell, a dead kernel) does not stop the ones after it:
 its executed copy keeps the traceback, the report is still refreshed from the rows that exist,
 a summary lists every notebook with ok/failed, its seconds and the reason of a failure, and
-the command exits with status 1.
+the command exits with status 1. A SIGTERM or SIGHUP (or Ctrl-C) ends the job with the
+notebook's kernel and the configuration it runs (shared.lifetime): nothing keeps measuring.
+The job ends with a reproduction table: the headline metrics this run measured against the
+rows that were there before it (in a fresh clone, the committed rows) of the same machine label,
+flagged where outside their spread (shared.reproduction; rows of another checkout are not
+skipped, see results.done_configs). A notebook whose .ipynb is not in sync with its .py stops
+the job before anything runs (shared.notebooks: "run make sync"), and so does a machine that
+cannot run it (shared.preflight: no CUDA device, models neither here nor downloadable, memory).
+The kernels run with TQDM_DISABLE=1: a progress bar saved in an executed notebook is either a
+widget nobody can see outside the lab or lines of stderr; each table's summary line stays.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
 
-import papermill
 import yaml
 
-from . import report
-from .machine import REPO
+from . import lifetime, notebooks, preflight, report, reproduction
+from .catalog import LabError
+from .machine import REPO, shown
 
 
 @dataclasses.dataclass
@@ -52,26 +62,15 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
-    unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()]
+    unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()
+               and not (iteration / f"{n}.py").exists()]
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
-    steps = []
-    for name in names:
-        out = iteration / "executed" / params / f"{name}.ipynb"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"== {name} ({params}) -> {shown(out)}", flush=True)
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
-                                       log_output=True,
-                                       parameters={**config.get(name, {}), **(overrides or {})})
-        except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
-            steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
-            print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
-                  f"(traceback in {shown(out)})", flush=True)
-        else:
-            steps.append(Step(name, "ok", time.perf_counter() - start, output=out))
-            print(f"== {name} done in {steps[-1].seconds:.0f} s", flush=True)
+    check_notebooks(iteration, names)
+    preflight_check(iteration, names, config, params)
+    headlines = report.headlines(iteration)
+    before = reproduction.snapshot(headlines)
+    steps = run_notebooks(iteration, names, params, config, overrides)
     start = time.perf_counter()
     try:
         changed = report.render(iteration)
@@ -81,7 +80,64 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         steps.append(Step("report", "ok", time.perf_counter() - start))
         print(f"report {shown(report.report_path(iteration))}: refreshed {', '.join(changed) or 'nothing'}")
     print(summary(steps), flush=True)
+    print(reproduced(headlines, before), flush=True)
     return steps
+
+
+def reproduced(headlines: list, before: dict) -> str:
+    """The closing table: this run's headline metrics against the earlier rows of this machine
+    label (shared.reproduction); a failure to make it is said, not raised."""
+    try:
+        return reproduction.markdown(reproduction.compare(headlines, before))
+    except Exception as e:
+        return f"reproduction table failed: {reason(e)}"
+
+
+def run_notebooks(iteration: Path, names: list[str], params: str, config: dict,
+                  overrides: dict | None) -> list[Step]:
+    """Execute each notebook into executed/<params>/, whatever happened to the ones before.
+    Their kernels get TQDM_DISABLE=1 unless the caller set it (see the module's docstring)."""
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = saved or "1"
+    try:
+        steps = []
+        for name in names:
+            out = iteration / "executed" / params / f"{name}.ipynb"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            print(f"== {name} ({params}) -> {shown(out)}", flush=True)
+            start = time.perf_counter()
+            try:
+                notebooks.execute(iteration / f"{name}.ipynb", out, cwd=REPO, progress_bar=False,
+                                  log_output=True, parameters={**config.get(name, {}), **(overrides or {})})
+            except Exception as e:  # a failed cell or a dead kernel: recorded, the next notebook runs
+                steps.append(Step(name, "failed", time.perf_counter() - start, reason(e), out))
+                print(f"== {name} FAILED after {steps[-1].seconds:.0f} s: {steps[-1].reason} "
+                      f"(traceback in {shown(out)})", flush=True)
+            else:
+                steps.append(Step(name, "ok", time.perf_counter() - start, output=out))
+                print(f"== {name} done in {steps[-1].seconds:.0f} s", flush=True)
+    finally:
+        if saved is None:
+            del os.environ["TQDM_DISABLE"]
+    return steps
+
+
+def check_notebooks(iteration: Path, names: list[str]) -> None:
+    """Stop before anything runs when a notebook of the job is not in sync with its .py
+    (shared.notebooks says why the job stops instead of syncing)."""
+    try:
+        notebooks.check([iteration / f"{name}.ipynb" for name in names])
+    except LabError as e:
+        raise SystemExit(str(e)) from None
+
+
+def preflight_check(iteration: Path, names: list[str], config: dict, params: str) -> None:
+    """Stop before the first configuration when this machine cannot run the job: one message
+    listing what is missing for every configuration of every notebook (shared.preflight)."""
+    try:
+        preflight.check(iteration, names, config, params)
+    except LabError as e:
+        raise SystemExit(str(e)) from None
 
 
 def reason(error: BaseException) -> str:
@@ -102,9 +158,12 @@ def summary(steps: list[Step]) -> str:
     return "\n".join([head, *lines])
 
 
-def shown(path: Path) -> Path:
-    """The path relative to the repository when it is inside it, else as it is."""
-    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+def stopped(stop: "lifetime.Stopped") -> None:
+    """A SIGTERM or SIGHUP ended the job: end the kernel (whose SIGTERM handler kills the running
+    configuration's child, which would die with the kernel anyway), then end as the signal would."""
+    print(f"main job {stop}: ending the notebook's kernel and its configuration", flush=True)
+    lifetime.end_children()
+    lifetime.resend(stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +176,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="measure again what this machine already measured (papermill -p redo True)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+    with lifetime.signals_raise():
+        try:
+            steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+        except lifetime.Stopped as stop:
+            stopped(stop)
+        except KeyboardInterrupt:
+            lifetime.end_children()
+            raise
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 1 if any(s.status == "failed" for s in steps) else 0
 

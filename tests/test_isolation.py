@@ -90,9 +90,9 @@ def test_a_later_success_clears_a_failure(tmp_path):
     path = tmp_path / "t.jsonl"
     rows = [("a", "ok"), ("a", "failed"), ("b", "failed"), ("b", "ok"), ("c", "ok")]
     for model, status in rows:
-        results.append(path, {"model": model, "machine": "box", "status": status,
+        results.append(path, {"model": model, "machine": "box", "checkout": "c1", "status": status,
                               "error": None if status == "ok" else "killed by SIGILL (signal 4)"})
-    assert results.done_configs(path, ["model"], machine_name="box") == {("b",), ("c",)}
+    assert results.done_configs(path, ["model"], machine_name="box", checkout="c1") == {("b",), ("c",)}
     assert analysis.failures(results.read(path))["model"].tolist() == ["a"]
 
 

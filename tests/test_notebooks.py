@@ -1,10 +1,13 @@
 """Each notebook is paired (.py and .ipynb agree) and runs under papermill with small parameters."""
+import json
+from pathlib import Path
+
 import jupytext
+import nbformat
 import pandas as pd
-import papermill
 import pytest
 
-from shared import results
+from shared import machine, notebooks, results
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"
@@ -36,6 +39,7 @@ def test_py_and_ipynb_are_in_sync(name):
     ipynb = jupytext.read(ITERATION / f"{name}.ipynb")
     assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in ipynb.cells], \
         f"run `make sync` (jupytext --sync) for {name}"
+    assert notebooks.unsynced(ITERATION / f"{name}.ipynb") is None
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -50,9 +54,14 @@ def test_parameters_cell(name):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_under_papermill(name, tmp_path):
     for step in ([NEEDS[name]] if name in NEEDS else []) + [name]:
-        papermill.execute_notebook(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
-                                   parameters={**SMALL[step], "results_dir": str(tmp_path)},
-                                   progress_bar=False)
+        notebooks.execute(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
+                          parameters={**SMALL[step], "results_dir": str(tmp_path)},
+                          progress_bar=False)
+    executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+    assert executed.metadata.papermill.input_path == f"iterations/01_biggest_model/{name}.ipynb"
+    shown = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "TqdmWarning" not in shown and "IProgress not found" not in shown  # ipywidgets is there
+    assert str(REPO) not in shown  # repository-relative paths in outputs
     tables = list(tmp_path.glob("*.jsonl"))
     assert tables, "the notebook recorded no results"
     for table in tables:
@@ -62,3 +71,8 @@ def test_notebook_runs_under_papermill(name, tmp_path):
         assert df.get("error", pd.Series(dtype=object)).isna().all()
     if name != "make_validation_set":
         assert list(tmp_path.glob("*.png")), "the notebook saved no figure"
+
+
+def test_outputs_show_repository_relative_paths(tmp_path):
+    assert machine.shown(REPO / "res" / "01_biggest_model" / "speed.jsonl") == Path("res/01_biggest_model/speed.jsonl")
+    assert machine.shown(tmp_path / "t.jsonl") == tmp_path / "t.jsonl"  # outside: as it is

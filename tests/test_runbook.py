@@ -1,8 +1,13 @@
 """The main job goes on past a failing notebook, refreshes the report and exits non-zero."""
+import shutil
+
 import nbformat
+import pytest
 import yaml
 
-from shared import runbook
+from shared import notebooks, results, runbook
+from shared.catalog import LabError
+from shared.machine import REPO
 
 BLOCKS = '''
 from pathlib import Path
@@ -46,3 +51,84 @@ def test_a_failing_notebook_does_not_stop_the_next_and_the_job_exits_non_zero(tm
     assert "failed" in lines[2] and lines[2].endswith("DeadKernelError: Kernel died")
     assert "records" in lines[3] and " ok " in lines[3]
     assert str(it / "executed") in out  # paths outside the repository are printed as they are
+
+
+def pair(folder, name: str, body: str):
+    """A jupytext pair name.py + name.ipynb with a parameters cell, as `make sync` leaves it."""
+    import jupytext
+    py = folder / f"{name}.py"
+    py.write_text("# %% tags=[\"parameters\"]\ntable = ''\n\n# %%\n" + body + "\n")
+    nb = jupytext.read(py)
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
+    jupytext.write(nb, folder / f"{name}.ipynb")
+
+
+def tiny_pairs(tmp_path):
+    it = tmp_path / "98_pairs"
+    (it / "params").mkdir(parents=True)
+    append = "from shared import results\nresults.append(table, {'status': 'ok', 'by': '%s'})"
+    pair(it, "first", append % "first")
+    pair(it, "second", append % "second")
+    (it / "params" / "cpu.yaml").write_text(yaml.safe_dump({
+        "notebooks": ["first", "second"], "first": {"table": str(it / "rows.jsonl")},
+        "second": {"table": str(it / "rows.jsonl")}}))
+    (it / "README.md").write_text("# Pairs\n")
+    (it / "report_blocks.py").write_text("BLOCKS = {}\n")
+    return it
+
+
+def edit_py(it, name):
+    py = it / f"{name}.py"
+    py.write_text(py.read_text().replace("'by': '", "'by': 'edited "))
+
+
+def edit_ipynb(it, name):
+    nb = nbformat.read(it / f"{name}.ipynb", as_version=4)
+    nb.cells[1].source += "\nprint('added in the lab')"
+    nbformat.write(nb, it / f"{name}.ipynb")
+
+
+def drop_parameters_tag(it, name):
+    py = it / f"{name}.py"
+    py.write_text(py.read_text().replace(' tags=["parameters"]', ""))
+
+
+def add_cell(it, name):
+    py = it / f"{name}.py"
+    py.write_text(py.read_text() + "\n# %%\nprint('new cell')\n")
+
+
+def remove_ipynb(it, name):
+    (it / f"{name}.ipynb").unlink()
+
+
+@pytest.mark.parametrize("stale", [edit_py, edit_ipynb, drop_parameters_tag, add_cell, remove_ipynb])
+def test_an_unsynced_pair_stops_the_job_before_any_notebook_runs(tmp_path, stale):
+    it = tiny_pairs(tmp_path)
+    stale(it, "second")  # the second notebook is stale: the first must not run either
+    with pytest.raises(SystemExit) as stop:
+        runbook.main([str(it), "--params", "cpu"])
+    message = str(stop.value)
+    assert "run make sync" in message and "second" in message and "first" not in message
+    assert not (it / "rows.jsonl").exists() and not (it / "executed").exists()
+    with pytest.raises(LabError, match="make sync"):  # whatever executes it, not only the job
+        notebooks.execute(it / "second.ipynb", tmp_path / "out.ipynb")
+
+
+def test_a_synced_pair_runs(tmp_path):
+    it = tiny_pairs(tmp_path)
+    assert runbook.main([str(it), "--params", "cpu"]) == 0
+    assert results.read(it / "rows.jsonl")["by"].tolist() == ["first", "second"]
+
+
+def test_an_edited_copy_of_a_real_notebook_is_refused(tmp_path):
+    """The issue's case: roofline.py edited in a copy of the iteration, the .ipynb left as it was."""
+    it = tmp_path / "01_copy"
+    shutil.copytree(REPO / "iterations" / "01_biggest_model", it, ignore=shutil.ignore_patterns("executed"))
+    py = it / "roofline.py"
+    py.write_text(py.read_text().replace("threads = 2 ", "threads = 1 "))
+    with pytest.raises(SystemExit, match=r"roofline.ipynb and roofline.py are not in sync \(cell \d+ differs; "
+                                         r"roofline.py is newer"):
+        runbook.main([str(it), "--params", "cpu", "--only", "speed", "roofline"])
+    assert not (it / "executed").exists()

@@ -91,8 +91,9 @@ search = mean_prompt.search(train["prompt"].tolist(), enc, max_steps=mean_prompt
                             beam_width=mean_prompt_beam, seed=mean_prompt_seed)
 held_score = metrics.score([search.prompt] * len(held_out), held_out["prompt"].tolist(), enc)
 searches = results.read(RESULTS / "mean_prompt.jsonl")
-new = searches.empty or not (  # the same search on this machine is recorded once
-    searches["machine"].eq(machine.info()["machine"]) & searches["validation_set"].eq(set_name)
+new = "checkout" not in searches or not (  # the same search by this checkout on this machine is recorded once
+    searches["machine"].eq(machine.info()["machine"]) & searches["checkout"].eq(machine.info()["checkout"])
+    & searches["validation_set"].eq(set_name)
     & searches["encoder"].eq(enc.name) & searches["prompt"].eq(search.prompt)
     & searches["seed"].eq(search.seed) & searches["beam_width"].eq(search.beam_width)
     & searches["n_held_out"].eq(held_score["n"])).any()

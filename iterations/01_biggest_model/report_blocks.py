@@ -5,7 +5,7 @@ differ from what the results produce.
 """
 import functools
 
-from shared import analysis, calibration, fastenough, metrics, results
+from shared import analysis, calibration, fastenough, metrics, reproduction, results
 from shared.machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -261,3 +261,21 @@ BLOCKS = {
     "roofline_cpu_ladder": roofline_cpu_ladder,
     "roofline_seed_check": roofline_seed_check,
 }
+
+# What the main job compares at its end, this run against the earlier rows of the same machine
+# label (shared.reproduction): the headline metrics of each table.
+HEADLINES = [
+    reproduction.Headline(RESULTS / "speed.jsonl", keys=("model", "runtime"), where={"phase": "timed"},
+                          metrics={"decode tok/s": "decode_tok_s",
+                                   "prefill tok/s": lambda df: df["input_tokens"] / df["prefill_s"],
+                                   "peak RSS MB": "peak_rss_mb"}),
+    reproduction.Headline(RESULTS / "length_scaling.jsonl", keys=("model", "runtime"),  # the fixed-length point
+                          where={"phase": "timed", "sweep": "batch", "batch_size": 1},
+                          metrics={"decode tok/s": "decode_tok_s"}),
+    reproduction.Headline(RESULTS / "prompt_engineering.jsonl", keys=("model", "strategy", "validation_set", "encoder"),
+                          metrics={"SCS": "scs"}, per="run"),
+    reproduction.Headline(RESULTS / "mean_prompt.jsonl", keys=("validation_set", "encoder"),
+                          metrics={"held-out SCS": "held_out_scs"}, per="run"),
+    reproduction.Headline(RESULTS / "machine_peaks.jsonl", keys=("threads",),
+                          metrics={"copy GB/s": "copy_gb_s", "matmul fp32 TFLOP/s": "matmul_fp32_tflops"}),
+]
