@@ -107,6 +107,18 @@ def shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
+def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> int:
+    """`--plan`: print the speed configurations of the params file with predicted memory and
+    time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
+    from . import gpuplan
+    config = load_params(Path(iteration).resolve(), params)
+    label = gpu or gpuplan.visible_gpu()
+    if label is None:
+        raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. --plan --gpu 2xT4")
+    print(gpuplan.describe(gpuplan.plan(config["speed"], label), label))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job; exit status 1 when any notebook (or the report refresh) failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these notebooks")
     parser.add_argument("--redo", action="store_true",
                         help="measure again what this machine already measured (papermill -p redo True)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the speed configurations with predicted memory and time; run nothing")
+    parser.add_argument("--gpu", help="with --plan: the GPU to plan for (hardware.yaml label), else the visible one")
     args = parser.parse_args(argv)
+    if args.plan:
+        return print_plan(args.iteration, args.params, args.gpu)
     start = time.perf_counter()
     steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")

@@ -265,3 +265,20 @@ def test_excluded_rows_stay_in_the_file_with_a_reason_and_out_of_the_fit():
     assert p100 and all(not o.fit and "n_batch 1" in o.exclude for o in p100)
     cal = calibration.Calibrator(obs, calibration.hardware_index(obs, []))
     assert all("tesla-p100-12gb" != h for (_, h) in cal.decode)
+
+
+def test_a_gpu_plan_marks_the_configurations_that_would_not_fit_before_loading_anything():
+    from shared import gpuplan
+    section = {"models": ["mixtral-8x7b-instruct-v0.1", "mistral-7b-instruct-v0.2-q4_k_m"],
+               "backends": ["transformers", "llama_cpp"], "quantizations": ["none", "4bit"], "device": "cuda",
+               "input_tokens": 500, "max_new_tokens": 128, "repetitions": 1}
+    table = gpuplan.plan(section, "2xT4")
+    fits = {(r.model, r.backend, r.quantization): r.fits for r in table.itertuples()}
+    assert fits[("mixtral-8x7b-instruct-v0.1", "transformers", "fp16")] is False    # 93 GB of weights
+    assert fits[("mixtral-8x7b-instruct-v0.1", "transformers", "bnb-4bit")] is True
+    assert fits[("mistral-7b-instruct-v0.2-q4_k_m", "llama_cpp", "Q4_K_M")] is True
+    row = table[(table["model"] == "mixtral-8x7b-instruct-v0.1") & (table["quantization"] == "fp16")].iloc[0]
+    assert row["margin_gb"] == pytest.approx(row["visible_gb"] - row["memory_per_gpu_gb"])
+    assert "SKIP mixtral-8x7b-instruct-v0.1 transformers fp16" in gpuplan.describe(table, "2xT4")
+    with pytest.raises(RooflineError, match="unknown hardware"):
+        gpuplan.plan(section, "TPU v9")
