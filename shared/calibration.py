@@ -105,20 +105,21 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
     return out
 
 
-def lab_rows(results_dir: str | Path) -> pd.DataFrame:
-    """Successful timed batch-1 rows of the lab's speed tables."""
+def lab_rows(results_dir: str | Path, batched: bool = False) -> pd.DataFrame:
+    """Successful timed rows of the lab's speed tables: batch 1 (or, `batched`, every batch size)."""
     frames = [analysis.ok_timed(results.read(Path(results_dir) / f"{t}.jsonl")).assign(table=t)
               for t in LAB_TABLES]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
-    if df.empty:
+    if df.empty or batched:
         return df
     return df[df["batch_size"].eq(1)]
 
 
-def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[Observation], list[str]]:
-    """This lab's rows as observations (medians per configuration and lengths), and the
-    configurations skipped with the reason (hardware not measured, model facts missing)."""
-    df = lab_rows(results_dir)
+def lab_observations(results_dir: str | Path, peaks: list[dict], batched: bool = False) -> tuple[list[Observation], list[str]]:
+    """This lab's rows as observations (medians per configuration, lengths and batch size), and
+    the configurations skipped with the reason (hardware not measured, model facts missing).
+    `batched`: rows of every batch size (weights read once a step, KV per sequence)."""
+    df = lab_rows(results_dir, batched)
     out, skipped = [], []
     if df.empty:
         return out, skipped
@@ -142,18 +143,19 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
         resident = roofline.weight_bytes(arch, q, cbits, per_token=False)
         config = f"{model} · {quant} · {hw.label}"
         precision = roofline.compute_precision(q, hw)
-        for (n_in, n_out), p in g.groupby(["input_tokens", "output_tokens"]):
-            step = weights_read + kv * (n_in + n_out / 2)
-            flops = roofline.decode_flops(arch, n_in + n_out / 2)
+        for (n_in, n_out, batch), p in g.groupby(["input_tokens", "output_tokens", "batch_size"]):
+            batch = int(batch)
+            step = weights_read + batch * kv * (n_in + n_out / 2)
+            flops = roofline.decode_flops(arch, n_in + n_out / 2, batch)
             out.append(Observation(
-                dataset="lab", config=config, family=q.family, hardware=hw.key, hardware_label=hw.label,
+                dataset="lab", config=config + (f" · batch {batch}" if batch > 1 else ""), batch_size=batch, family=q.family, hardware=hw.key, hardware_label=hw.label,
                 kind=hw.kind, model=model, quantization=quant, input_tokens=int(n_in), output_tokens=int(n_out),
                 bytes_per_token=step, bandwidth=hw.bandwidth_gb_s * GB,
                 decode_tok_s=float(p["decode_tok_s"].median()),
                 roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
-                prefill_flops=roofline.prefill_flops(arch, int(n_in)),
+                prefill_flops=roofline.prefill_flops(arch, int(n_in), batch),
                 peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
-                prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
+                prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + batch * kv * (n_in + n_out),
                 memory_gb=float(p["memory_mb"].median()) * 2**20 / GB,
                 source=f"{', '.join(sorted(p['table'].unique()))}.jsonl ({len(p)} rows)", rows=len(p)))
     return out, skipped
@@ -521,7 +523,11 @@ def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = S
             p = roofline.predict(cell["model"], quant, hw, input_tokens=context_tokens, output_tokens=1,
                                  calibration=cal, name=cell["model"], budget_s=1.0)
             eff = implied_efficiency(cell["decode_tok_s"], p.bytes_per_token_gb * GB, hw.bandwidth_gb_s)
-            rows.append({"column": cell["column"], "model": cell["model"], "quantization": quant,
+            offered = None if column.get("kaggle", True) is False else (hw.key in seed.get("kaggle_offers", []) or any(
+                roofline.hardware(k).generation == hw.generation and roofline.hardware(k).label.endswith(hw.label)
+                for k in seed.get("kaggle_offers", [])))
+            rows.append({"label_gpus": column.get("label_gpus"), "gpus": hw.count, "kaggle": offered,
+                         "column": cell["column"], "model": cell["model"], "quantization": quant,
                          "seed_tok_s": cell["decode_tok_s"], "hypothesis": hw.label,
                          "bytes_per_token_gb": p.bytes_per_token_gb, "implied_eff": eff,
                          "memory_gb": p.memory_gb, "memory_available_gb": p.memory_available_gb,
@@ -538,11 +544,15 @@ def seed_verdicts(check: pd.DataFrame) -> pd.DataFrame:
     """Per seed column and hypothesis: cells that are plausible, and how far the calibrated
     model is from the seed's numbers (median |log(seed / predicted)|, as a factor). Supported:
     every cell plausible and a factor within 10% of the best such hypothesis (ties are kept:
-    the evidence does not separate them)."""
+    the evidence does not separate them). `with_labels`: supported, a card Kaggle offers (or a
+    single GPU of the T4 x2 option), and the GPU count the seed's label names."""
     rows = []
     for (column, hyp), g in check.groupby(["column", "hypothesis"], sort=False):
         factor = float(np.exp(np.median(np.abs(np.log(g["seed_over_predicted"])))))
+        label = g["label_gpus"].iloc[0] if "label_gpus" in g else None
         rows.append({"column": column, "hypothesis": hyp, "cells": len(g),
+                     "kaggle_card": None if "kaggle" not in g or g["kaggle"].iloc[0] is None else bool(g["kaggle"].iloc[0]),
+                     "label_gpu_count_agrees": None if label is None or pd.isna(label) else bool(g["gpus"].iloc[0] == label),
                      "plausible": int(g["plausible"].sum()), "no_fit": int((g["fits"] == False).sum()),  # noqa: E712
                      "max_implied_eff": g["implied_eff"].max(), "median_factor_off": factor})
     out = pd.DataFrame(rows)
@@ -552,4 +562,31 @@ def seed_verdicts(check: pd.DataFrame) -> pd.DataFrame:
         if not ok.empty:
             best = ok["median_factor_off"].min()
             out.loc[ok.index[ok["median_factor_off"] <= 1.1 * best], "supported"] = True
+    # the seed's labels as evidence: a card Kaggle offers (a T4 of a T4 x2 counts) with the GPU count the label names
+    kaggle = out["kaggle_card"].fillna(True).astype(bool)
+    count = out["label_gpu_count_agrees"].fillna(True).astype(bool)
+    out["with_labels"] = out["supported"] & kaggle & count
     return out
+
+
+def batch_check(observations: list[Observation], batched_lab: list[Observation], peaks: list[dict]) -> pd.DataFrame:
+    """Rows decoding several sequences at once (this lab's CPU rows in `batched_lab` and the
+    published batched rows) predicted by the batch-1 calibration of their runtime and card,
+    with the weights read once a step for the batch and the KV cache per sequence: measured and
+    predicted decode tok/s per sequence and throughput, and the absolute error %. Shows how
+    far the batch-1 roofline carries to a batch, and why batched rows are fitted apart."""
+    single = [o for o in observations if o.batch_size == 1]
+    cal = Calibrator(single, hardware_index(observations + batched_lab, peaks))
+    rows = []
+    for o in [o for o in batched_lab if o.batch_size > 1] + [o for o in observations if o.batch_size > 1 and o.fit]:
+        c = cal.calibration(o.family, cal.hardware_of[o.hardware])
+        if not c.calibrated:
+            continue
+        predicted = 1 / (o.roofline_s / c.decode_efficiency + c.decode_overhead_s)
+        rows.append({"dataset": o.dataset, "family": o.family, "hardware": o.hardware_label, "model": o.model,
+                     "quantization": o.quantization, "batch_size": o.batch_size,
+                     "measured_tok_s": o.decode_tok_s, "predicted_tok_s": predicted,
+                     "measured_throughput": o.decode_tok_s * o.batch_size,
+                     "predicted_throughput": predicted * o.batch_size,
+                     "err_pct": abs(predicted / o.decode_tok_s - 1) * 100})
+    return pd.DataFrame(rows)

@@ -67,6 +67,9 @@ class Model:
         self.card_out = calibration.held_out(self.observations, self.peaks, "card")
         self.source_out = calibration.held_out(self.observations, self.peaks, "source")
         self.columns = calibration.column_errors(self.card_out, [roofline.hardware(h, self.peaks) for h in hardware])
+        batched_lab = [o for o in calibration.lab_observations(self.results_dir, self.peaks, batched=True)[0]
+                       if o.batch_size > 1]
+        self.batch_check = calibration.batch_check(self.observations, batched_lab, self.peaks)
 
     def decode_error(self, family: str, hw: roofline.Hardware) -> tuple[float | None, str]:
         """(held-out median decode error %, the rows it belongs to) of `family` on `hw`: the

@@ -11,10 +11,12 @@ Inference", 2022, and in llama.cpp discussions). The same form serves GPUs and t
     decode step  t = max(bytes / bandwidth, FLOPs / peak) / efficiency + overhead   (s)
     decode rate  1 / t                                                       (tokens/s per sequence)
     prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
-    memory       weights + KV cache (context x batch) + runtime overhead     (GB)
+    memory       weights + KV cache (n_ctx x batch) + runtime buffers a GPU  (GB), on the visible capacity
 
-Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows
-and hands a `Calibration` to `predict`, which says which rows calibrated each number. The facts
+Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows of
+the same runtime (on the same card generation, else "uncalibrated" with a range) and hands a
+`Calibration` to `predict`, which says which rows calibrated each number and the held-out error
+they carry. The facts
 are data files: hardware.yaml (GPUs), data/quantization.yaml (bits per weight), the catalog's
 `architecture:` blocks (models.yaml), and this machine's measured peaks (shared/peaks.py).
 "GB" is 1e9 bytes throughout.

@@ -174,6 +174,10 @@ def test_seed_check_rules_out_a_p4_for_the_gguf_column():
     assert not p4["plausible"].all()  # Gemma 7B Q8_0 does not fit 8 GB; Llama 2 7B would need eff 0.93
     verdicts = calibration.seed_verdicts(check)
     assert not verdicts[(verdicts["column"] == "P4 GGUF") & (verdicts["hypothesis"] == "P4")]["supported"].any()
+    # the labels weighed as evidence: "2xP4" names two GPUs and Kaggle's two-GPU option is T4 x2
+    two = verdicts[verdicts["column"] == "bnb 4-bit 2xP4"]
+    assert two.loc[two["with_labels"], "hypothesis"].tolist() == ["2xT4"]
+    assert not two.loc[two["hypothesis"] == "P4", "kaggle_card"].iloc[0]
 
 
 @pytest.mark.parametrize("machine,label", [

@@ -234,6 +234,22 @@ def roofline_fast_enough() -> str:
             + "\n\n" + _roofline_source())
 
 
+def roofline_batch_check() -> str:
+    rows = _roofline_rows("batch_check")
+    if rows.empty:
+        return _roofline_source()
+    summary = (rows.groupby(["dataset", "hardware", "family", "batch_size"])["err_pct"]
+               .agg(["count", "median", "max"]).reset_index()
+               .rename(columns={"count": "rows", "median": "median_err_pct", "max": "worst_err_pct"}))
+    lab = rows[rows["dataset"] == "lab"]
+    cols = ["hardware", "model", "quantization", "batch_size", "measured_tok_s", "predicted_tok_s",
+            "measured_throughput", "predicted_throughput", "err_pct"]
+    return ("Batched rows predicted by the batch-1 calibration of the same runtime and card (weights read once "
+            "a step for the batch, KV per sequence), per sequence; this lab's CPU rows first:\n\n"
+            + analysis.markdown(lab[cols], floatfmt=".3g") + "\n\nAll batched rows, by card and runtime:\n\n"
+            + analysis.markdown(summary, floatfmt=".0f") + "\n\n" + _roofline_source())
+
+
 def roofline_cpu_ladder() -> str:
     ladder = _roofline_rows("cpu_ladder")
     if ladder.empty:
@@ -257,8 +273,14 @@ def roofline_seed_check() -> str:
         sup = ", ".join(g.loc[g["supported"].astype(bool), "hypothesis"]) or "none"
         ruled = [f"{r['hypothesis']} ({int(r['no_fit'])} of {int(r['cells'])} models do not fit, highest implied "
                  f"efficiency {r['max_implied_eff']:.2f})" for _, r in g.iterrows() if r["plausible"] < r["cells"]]
-        lines.append(f"- **{column}**: consistent with {sup}" + (f"; ruled out: {'; '.join(ruled)}" if ruled else "") + ".")
-    cols = ["column", "hypothesis", "cells", "plausible", "no_fit", "max_implied_eff", "median_factor_off", "supported"]
+        weighed = ", ".join(g.loc[g["with_labels"].astype(bool), "hypothesis"]) if "with_labels" in g else ""
+        lines.append(f"- **{column}**: physics and the calibrated runtime: consistent with {sup}"
+                     + (f"; ruled out: {'; '.join(ruled)}" if ruled else "")
+                     + (f". With the seed's labels (a Kaggle card, the GPU count the label names): **{weighed or 'none'}**"
+                        if "with_labels" in g else "") + ".")
+    cols = ["column", "hypothesis", "cells", "plausible", "no_fit", "max_implied_eff", "median_factor_off", "supported",
+            "kaggle_card", "label_gpu_count_agrees", "with_labels"]
+    cols = [c for c in cols if c in verdicts]
     return (f"Implied efficiency = seed tok/s x bytes per token / bandwidth; a cell is plausible when the model fits "
             f"the GPU's memory and the efficiency is at most {verdicts['efficiency_ceiling'].iloc[0]:.2f}, the highest of "
             "any published llama.cpp row. `median_factor_off`: how far the prediction calibrated on the column's own "
@@ -291,5 +313,6 @@ BLOCKS = {
     "roofline_accuracy": roofline_accuracy,
     "roofline_fast_enough": roofline_fast_enough,
     "roofline_cpu_ladder": roofline_cpu_ladder,
+    "roofline_batch_check": roofline_batch_check,
     "roofline_seed_check": roofline_seed_check,
 }

@@ -74,6 +74,7 @@ for line in model.skipped:
 display(Markdown(analysis.markdown(fastenough.loo_summary(model), floatfmt=".1f")))
 display(Markdown(analysis.markdown(fastenough.held_out_summary(model), floatfmt=".1f")))
 display(Markdown(analysis.markdown(model.columns, floatfmt=".1f")))
+display(Markdown(analysis.markdown(model.batch_check, floatfmt=".3g")))  # batched rows from batch-1 constants
 
 # %% [markdown]
 # ## Fast enough? Every candidate x quantization x GPU x batch size
@@ -119,6 +120,7 @@ results.append(RESULTS / fastenough.PREDICTIONS_TABLE,
                + [common | {"table": "column_error"} | r for r in model.columns.to_dict("records")]
                + [common | {"table": "held_out"} | r for r in fastenough.held_out_summary(model).to_dict("records")]
                + [common | {"table": "loo_summary"} | r for r in fastenough.loo_summary(model).to_dict("records")]
+               + [common | {"table": "batch_check"} | r for r in model.batch_check.to_dict("records")]
                + [common | {"table": "cpu_ladder", "budget_hours": budget_hours, "samples": samples,
                             "input_tokens": input_tokens, "output_tokens": output_tokens} | r
                   for r in ladder_table.to_dict("records")]
