@@ -27,7 +27,7 @@ llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
-	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan $(if $(GPU),--gpu $(GPU)))
+	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan $(if $(GPU),--gpu $(GPU))) $(if $(INCLUDE_UNFIT),--include-unfit)
 
 test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)

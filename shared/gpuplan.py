@@ -54,6 +54,7 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
             spec = catalog.get(name)
             p = m.predict(name, q, hw.key, n_in, n_out, budget_s)
             rows.append({"model": name, "backend": config["backend"], "quantization": q,
+                         "config": f"{name} {config['backend']} {config['quantization']}",
                          "memory_per_gpu_gb": p.memory_per_gpu_gb, "visible_gb": p.memory_available_gb,
                          "margin_gb": p.memory_margin_gb, "s_per_call": p.s_per_sample * 1,
                          "s_total": p.s_per_sample * calls, "calibrated": p.calibrated,
@@ -63,7 +64,7 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
 
 def describe(table: pd.DataFrame, hardware: str) -> str:
     """The plan as text: a table and a line per configuration that would not fit."""
-    show = table.drop(columns=["source"])
+    show = table.drop(columns=["source", "config"])
     lines = [f"plan on {hardware}: {len(table)} configurations, {int((~table['fits']).sum())} predicted not to fit "
              "(times exclude loading; `calibrated` False: a range's optimistic end)",
              analysis.markdown(show, floatfmt=".3g")]
@@ -71,3 +72,13 @@ def describe(table: pd.DataFrame, hardware: str) -> str:
         lines.append(f"SKIP {r['model']} {r['backend']} {r['quantization']}: {r['memory_per_gpu_gb']:.1f} GB a GPU "
                      f"> {r['visible_gb']:.1f} GB visible")
     return "\n".join(lines)
+
+
+def unfit_configs(section: dict, hardware: str | None = None) -> tuple[str | None, list[str]]:
+    """(the GPU planned for, the speed notebook's `skip_configs` strings "model backend
+    quantization" predicted not to fit it); (None, []) where no GPU is visible and none is named."""
+    label = hardware or visible_gpu()
+    if label is None or section.get("device", "cpu") != "cuda":
+        return label, []
+    table = plan(section, label)
+    return label, table.loc[~table["fits"], "config"].tolist()

@@ -46,12 +46,15 @@ def load_params(iteration: Path, name: str) -> dict:
 
 
 def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
-        overrides: dict | None = None) -> list[Step]:
+        overrides: dict | None = None, include_unfit: bool = False) -> list[Step]:
     """Execute the notebooks in order, each whatever happened to the ones before, then refresh
-    the report; returns one Step per notebook and one for the report."""
+    the report; returns one Step per notebook and one for the report. On a CUDA run the speed
+    configurations predicted not to fit the visible GPU are skipped unless `include_unfit`."""
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
+    if "speed" in names and not include_unfit:
+        config = skip_unfit(config)
     unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()]
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
@@ -107,6 +110,19 @@ def shown(path: Path) -> Path:
     return path.relative_to(REPO) if path.is_relative_to(REPO) else path
 
 
+def skip_unfit(config: dict) -> dict:
+    """The params with the speed configurations predicted not to fit this GPU added to the speed
+    notebook's `skip_configs` (shared/gpuplan.py; nothing changes without a visible GPU)."""
+    from . import gpuplan
+    label, unfit = gpuplan.unfit_configs(config.get("speed", {}))
+    if not unfit:
+        return config
+    for c in unfit:
+        print(f"== skip on {label} (predicted not to fit; --include-unfit to run it): {c}", flush=True)
+    speed = {**config["speed"], "skip_configs": [*config["speed"].get("skip_configs", []), *unfit]}
+    return {**config, "speed": speed}
+
+
 def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> int:
     """`--plan`: print the speed configurations of the params file with predicted memory and
     time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
@@ -130,11 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", action="store_true",
                         help="print the speed configurations with predicted memory and time; run nothing")
     parser.add_argument("--gpu", help="with --plan: the GPU to plan for (hardware.yaml label), else the visible one")
+    parser.add_argument("--include-unfit", action="store_true",
+                        help="run speed configurations predicted not to fit the visible GPU too")
     args = parser.parse_args(argv)
     if args.plan:
         return print_plan(args.iteration, args.params, args.gpu)
     start = time.perf_counter()
-    steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+    steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None,
+                include_unfit=args.include_unfit)
     print(f"main job finished in {(time.perf_counter() - start) / 60:.1f} min")
     return 1 if any(s.status == "failed" for s in steps) else 0
 

@@ -286,3 +286,8 @@ def test_a_gpu_plan_marks_the_configurations_that_would_not_fit_before_loading_a
     assert "SKIP mixtral-8x7b-instruct-v0.1 transformers fp16" in gpuplan.describe(table, "2xT4")
     with pytest.raises(RooflineError, match="unknown hardware"):
         gpuplan.plan(section, "TPU v9")
+    # make run on that GPU hands the speed notebook these, in its own configuration names, to skip
+    label, unfit = gpuplan.unfit_configs(section, "2xT4")
+    assert label == "2xT4" and "mixtral-8x7b-instruct-v0.1 transformers none" in unfit
+    assert not any("4bit" in c or "llama_cpp" in c for c in unfit)
+    assert gpuplan.unfit_configs({**section, "device": "cpu"}, "2xT4") == ("2xT4", [])
