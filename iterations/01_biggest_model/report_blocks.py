@@ -185,11 +185,13 @@ def roofline_accuracy() -> str:
     if loo.empty:
         return _roofline_source()
     keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
+    loo = loo.assign(configs=loo["configs"].astype(int))
     return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
             "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
             "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "
             "had a row of their runtime left to be predicted from):\n\n"
-            + analysis.markdown(held, floatfmt=".1f")
+            + analysis.markdown(held[["held out", "family", "configs", "predicted", "median_err_pct", "worst_err_pct"]],
+                                floatfmt=".1f")
             + "\n\nThe error each column of the table below carries: its runtime's rows on that card (the T4's "
             "for a 2xT4) predicted with the card left out, else the rows of the other cards of its "
             "generation; `no rows` where the runtime has none on that generation:\n\n"
