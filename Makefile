@@ -1,6 +1,7 @@
 # make run   : the main job - Iteration 1 notebooks on the embedded models (CPU), then report
 # make test  : the test suite on the embedded models
 # make lab   : JupyterLab on the repository
+# make run PARAMS=gpu PLAN=1 [GPU=2xT4] : print the GPU run's configurations with predicted memory/time, run nothing
 # Each target sets up .venv on first use. PARAMS=gpu runs the big candidates on a CUDA box.
 # llama-cpp-python is built for this CPU by scripts/install_llama_cpp.sh (LLAMA_CMAKE_ARGS to
 # change the build, e.g. -DGGML_CUDA=on); a changed configuration rebuilds, an unchanged one is kept.
@@ -26,7 +27,7 @@ llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
-	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo)
+	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan $(if $(GPU),--gpu $(GPU))) $(if $(INCLUDE_UNFIT),--include-unfit)
 
 test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)

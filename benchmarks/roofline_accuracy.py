@@ -5,7 +5,10 @@ length_scaling.jsonl, one line per input / output length) and every published ro
 (shared/data/published_speeds.yaml): measured and predicted decode tok/s (prefill seconds and
 memory where measured), the absolute percentage error, and which rows calibrated the
 prediction; then the median and worst error of each set. Each configuration is predicted by
-constants fitted without it (shared.calibration.leave_one_out). Needs this machine's peaks in
+constants fitted without it (shared.calibration.leave_one_out); then the published GPU rows
+held out a card at a time and a source at a time (shared.calibration.held_out), the error each
+Kaggle GPU column carries (column_errors), and the batched rows predicted from batch-1 constants.
+Needs this machine's peaks in
 res/01_biggest_model/machine_peaks.jsonl (the roofline notebook measures them; --measure here).
 
     .venv/bin/python benchmarks/roofline_accuracy.py [--results res/01_biggest_model] [--measure]
@@ -26,7 +29,7 @@ def main():
     args = parser.parse_args()
     if args.measure:
         peaks.ensure(f"{args.results}/{fastenough.PEAKS_TABLE}", threads=args.threads)
-    m = fastenough.Model(args.results)
+    m = fastenough.Model(args.results, hardware=("P4", "P100", "T4", "2xT4"))
     here = machine.info()["machine"]
     hw = m.this_machine()
     if hw is None:
@@ -54,6 +57,12 @@ def main():
                           "configurations (leave one configuration out; rows the source marks compute-bound excluded)")
         for config in rows["config"].unique()[:3]:
             print(f"  e.g. {config}: calibrated by {rows[rows['config'] == config]['calibrated_by'].iloc[0]}")
+    print("\n== published GPU rows held out a card / a source at a time (batch 1, in the fit)")
+    print(fastenough.held_out_summary(m).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print("\n== the held-out error each Kaggle column carries")
+    print(m.columns.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print("\n== batched rows predicted by batch-1 constants")
+    print(m.batch_check.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
 
 
 if __name__ == "__main__":

@@ -61,23 +61,38 @@ class Observation:
     source: str = ""
     fit: bool = True
     rows: int = 1
+    batch_size: int = 1
+    exclude: str | None = None   # why a published row is kept out of every fit and error
 
 
 # ---------------------------------------------------------------------------------------------
 # observations
 
 def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
-    """The published rows (data/published_speeds.yaml) as observations."""
+    """The published rows (data/published_speeds.yaml) as observations.
+
+    Bytes per step: the row's `weights_gb` (the file size its source states) or, without one,
+    the weights of its `arch` stored as its `quantization` (roofline.weight_bytes), plus each
+    sequence's KV cache at `context_tokens`. decode_tok_s is per sequence. RooflineError for
+    a row naming unknown hardware, architecture or quantization.
+    """
     out = []
     for i, r in enumerate(yaml.safe_load(Path(path).read_text())):
         hw = roofline.hardware(r["hardware"])
-        kv, flops = 0.0, None
+        batch = int(r.get("batch_size", 1))
+        q = roofline.quantization(r["quantization"]) if r.get("quantization") else None
+        kv, flops, weights = 0.0, None, r.get("weights_gb")
         if r.get("arch"):
             arch = roofline.architecture(r["arch"])
-            kv = arch.kv_bytes_per_token(16) * r["context_tokens"]
-            flops = roofline.decode_flops(arch, r["context_tokens"])
-        step = r["weights_gb"] * GB + kv
-        q = roofline.quantization(r["quantization"]) if r.get("quantization") else None
+            cbits = roofline.compute_bits(q, hw) if q else 16
+            kv = batch * arch.kv_bytes_per_token(q.bits("kv_bits", cbits) if q else 16) * r["context_tokens"]
+            flops = roofline.decode_flops(arch, r["context_tokens"], batch)
+            if weights is None and q is not None:
+                weights = roofline.weight_bytes(arch, q, cbits, per_token=True) / GB
+        if weights is None:
+            raise roofline.RooflineError(f"{path.name} row {i + 1} ({r['model']}): no weights_gb and no arch + "
+                                         "quantization to compute them from; add one of them")
+        step = weights * GB + kv
         precision = roofline.compute_precision(q, hw) if q else "int8"
         out.append(Observation(
             dataset="published", config=f"{r['model']} · {r['family']} · {hw.label} (published #{i + 1})",
@@ -86,25 +101,25 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
             input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
             bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
             roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
-            source=r["source"],
-            fit=r.get("fit", True)))
+            source=r["source"], fit=not r.get("exclude"), batch_size=batch, exclude=r.get("exclude")))
     return out
 
 
-def lab_rows(results_dir: str | Path) -> pd.DataFrame:
-    """Successful timed batch-1 rows of the lab's speed tables."""
+def lab_rows(results_dir: str | Path, batched: bool = False) -> pd.DataFrame:
+    """Successful timed rows of the lab's speed tables: batch 1 (or, `batched`, every batch size)."""
     frames = [analysis.ok_timed(results.read(Path(results_dir) / f"{t}.jsonl")).assign(table=t)
               for t in LAB_TABLES]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
-    if df.empty:
+    if df.empty or batched:
         return df
     return df[df["batch_size"].eq(1)]
 
 
-def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[Observation], list[str]]:
-    """This lab's rows as observations (medians per configuration and lengths), and the
-    configurations skipped with the reason (hardware not measured, model facts missing)."""
-    df = lab_rows(results_dir)
+def lab_observations(results_dir: str | Path, peaks: list[dict], batched: bool = False) -> tuple[list[Observation], list[str]]:
+    """This lab's rows as observations (medians per configuration, lengths and batch size), and
+    the configurations skipped with the reason (hardware not measured, model facts missing).
+    `batched`: rows of every batch size (weights read once a step, KV per sequence)."""
+    df = lab_rows(results_dir, batched)
     out, skipped = [], []
     if df.empty:
         return out, skipped
@@ -128,18 +143,19 @@ def lab_observations(results_dir: str | Path, peaks: list[dict]) -> tuple[list[O
         resident = roofline.weight_bytes(arch, q, cbits, per_token=False)
         config = f"{model} · {quant} · {hw.label}"
         precision = roofline.compute_precision(q, hw)
-        for (n_in, n_out), p in g.groupby(["input_tokens", "output_tokens"]):
-            step = weights_read + kv * (n_in + n_out / 2)
-            flops = roofline.decode_flops(arch, n_in + n_out / 2)
+        for (n_in, n_out, batch), p in g.groupby(["input_tokens", "output_tokens", "batch_size"]):
+            batch = int(batch)
+            step = weights_read + batch * kv * (n_in + n_out / 2)
+            flops = roofline.decode_flops(arch, n_in + n_out / 2, batch)
             out.append(Observation(
-                dataset="lab", config=config, family=q.family, hardware=hw.key, hardware_label=hw.label,
+                dataset="lab", config=config + (f" · batch {batch}" if batch > 1 else ""), batch_size=batch, family=q.family, hardware=hw.key, hardware_label=hw.label,
                 kind=hw.kind, model=model, quantization=quant, input_tokens=int(n_in), output_tokens=int(n_out),
                 bytes_per_token=step, bandwidth=hw.bandwidth_gb_s * GB,
                 decode_tok_s=float(p["decode_tok_s"].median()),
                 roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
-                prefill_flops=roofline.prefill_flops(arch, int(n_in)),
+                prefill_flops=roofline.prefill_flops(arch, int(n_in), batch),
                 peak_flops=hw.peak_flops(roofline.compute_precision(q, hw)),
-                prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + kv * (n_in + n_out),
+                prefill_s=float(p["prefill_s"].median()), resident_bytes=resident + batch * kv * (n_in + n_out),
                 memory_gb=float(p["memory_mb"].median()) * 2**20 / GB,
                 source=f"{', '.join(sorted(p['table'].unique()))}.jsonl ({len(p)} rows)", rows=len(p)))
     return out, skipped
@@ -181,6 +197,9 @@ def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float =
     c = prior_overhead if np.all(t > prior_overhead) else 0.0
     w = x / t
     a = float((w * (1 - c / t)).sum() / (w * w).sum())
+    if a * peak < 1:  # a borrowed overhead that would need efficiency > 1: the roof, overhead the rest
+        a, c = 1 / peak, float(max(0.0, np.median(t - x / peak)))
+        method += ", efficiency capped at 1"
     return 1 / (a * peak), float(c), method
 
 
@@ -196,14 +215,29 @@ def _median(values) -> float:
     return float(np.median(list(values))) if values else 0.0
 
 
+def _pooled(fits: list[Fit]) -> Fit:
+    return Fit(_median(f.efficiency for f in fits), _median(f.overhead_s for f in fits),
+               sum(f.points for f in fits), tuple(sorted({c for f in fits for c in f.configs})), "median")
+
+
 class Calibrator:
-    """Fits of every (family, hardware) group of `observations`, and calibrations from them."""
+    """Fits of every (family, hardware) group of `observations`, and calibrations from them.
+
+    Decode and prefill are fitted on batch-1 rows; rows decoding several sequences at once are
+    fitted apart (`batched`), since a runtime's batched kernels are not its batch-1 kernels
+    (bitsandbytes dequantizes once per step either way). A runtime is calibrated on a card by
+    rows of that card, the card named by `calibrate_like`, or other cards of its generation;
+    never by another runtime. Where there are none it is uncalibrated: the roofline ceiling and
+    a pessimistic end (the runtime's worst fitted efficiency and overhead on any GPU).
+    """
 
     def __init__(self, observations: list[Observation], hardware_of: dict[str, Hardware]):
-        self.observations = [o for o in observations if o.fit]
+        self.all_observations = [o for o in observations if o.fit]
+        self.observations = [o for o in self.all_observations if o.batch_size == 1]
         self.hardware_of = hardware_of
-        self.decode = self._fit_all("decode")
-        self.prefill = self._fit_all("prefill")
+        self.decode = self._fit_all("decode", self.observations)
+        self.prefill = self._fit_all("prefill", self.observations)
+        self.batched = self._fit_all("decode", [o for o in self.all_observations if o.batch_size > 1])
         self.memory = self._fit_memory()
 
     def _points(self, o: Observation, what: str):
@@ -213,9 +247,9 @@ class Calibrator:
             return None
         return o.prefill_flops, o.prefill_s, o.peak_flops
 
-    def _fit_all(self, what: str) -> dict[tuple[str, str], Fit]:
+    def _fit_all(self, what: str, observations: list[Observation]) -> dict[tuple[str, str], Fit]:
         groups: dict[tuple[str, str], list] = {}
-        for o in self.observations:
+        for o in observations:
             p = self._points(o, what)
             if p is not None:
                 groups.setdefault((o.family, o.hardware), []).append((o, p))
@@ -246,47 +280,74 @@ class Calibrator:
                          tuple(sorted({o.config for o in obs})), "median of measured - weights - KV")
                 for key, obs in groups.items()}
 
-    def _lookup(self, fits: dict, family: str, hw: Hardware, cross_kind: bool) -> tuple[Fit | None, str]:
-        """The fit for (family, hw), or what it borrows, with a sentence saying which."""
+    def _lookup(self, fits: dict, family: str, hw: Hardware, fallback: bool = False) -> tuple[Fit | None, str, bool]:
+        """(fit, sentence saying which rows, calibrated) for `family` on `hw`.
+
+        Own card, then `calibrate_like`, then the median of the family's fits on other cards
+        of the same generation (GPUs) or kind (CPUs). With `fallback` (for held-out errors
+        only) a card with none gets the median of the family's fits on every GPU, marked
+        uncalibrated; without it, (None, "", False).
+        """
         def describe(fit: Fit, where: str) -> str:
             constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
             return f"{where}: {constants}; {fit.points} points of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
-            return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}")
+            return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}"), True
         like = hw.calibrate_like
         if like and (family, like) in fits:
             label = self.hardware_of[like].label
-            return fits[(family, like)], describe(fits[(family, like)], f"{family} on {label} ({hw.label} unmeasured)")
-        same_kind = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
-        if same_kind:
-            pooled = Fit(_median(f.efficiency for f in same_kind), _median(f.overhead_s for f in same_kind),
-                         sum(f.points for f in same_kind), tuple(sorted({c for f in same_kind for c in f.configs})),
-                         "median")
-            return pooled, (f"median of {len(same_kind)} {family} {hw.kind.upper()} fits ({hw.label} unmeasured): "
-                            f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms")
-        for other in ("llama.cpp", "transformers", "bitsandbytes"):
-            for h in (hw.key, like):
-                if h and (other, h) in fits and other != family:
-                    label = self.hardware_of[h].label
-                    return fits[(other, h)], describe(fits[(other, h)], f"no {family} row on {label}: {other} on {label}")
-        if cross_kind:
-            other_kind = [f for (fam, h), f in fits.items() if fam == family]
-            if other_kind:
-                pooled = Fit(_median(f.efficiency for f in other_kind), _median(f.overhead_s for f in other_kind),
-                             sum(f.points for f in other_kind), tuple(sorted({c for f in other_kind for c in f.configs})),
-                             "median")
-                return pooled, (f"no {family} {hw.kind.upper()} row: median of its other fits, eff "
-                                f"{pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms "
-                                f"({'; '.join(short(c) for c in pooled.configs)})")
-        return None, ""
+            return fits[(family, like)], describe(fits[(family, like)], f"{family} on {label} ({hw.label} unmeasured)"), True
+        if hw.kind == "gpu":
+            kin = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == "gpu"
+                   and self.hardware_of[h].generation == hw.generation and hw.generation]
+            scope = f"{hw.generation} GPU"
+        else:
+            kin = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
+            scope = hw.kind.upper()
+        if kin:
+            pooled = _pooled(kin)
+            return pooled, (f"median of {len(kin)} {family} {scope} fits ({hw.label} unmeasured): "
+                            f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms "
+                            f"({'; '.join(short(c) for c in pooled.configs)})"), True
+        if fallback:
+            gpus = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
+            if gpus:
+                pooled = _pooled(gpus)
+                return pooled, (f"uncalibrated: no {family} row on a {hw.generation or hw.kind} card; median of its "
+                                f"{len(gpus)} fits on other generations"), False
+        return None, "", False
 
-    def calibration(self, family: str, hw: Hardware, decode_error_pct: float | None = None) -> Calibration:
-        """The Calibration of `family` on `hw`, each constant with the rows it came from."""
-        d, d_rows = self._lookup(self.decode, family, hw, cross_kind=False)
-        p, p_rows = self._lookup(self.prefill, family, hw, cross_kind=False)
+    def pessimistic(self, family: str, kind: str = "gpu") -> Fit | None:
+        """The runtime's worst fitted decode (lowest efficiency, highest overhead) on any card of
+        `kind`; of every runtime where it has none."""
+        fits = [f for (fam, h), f in self.decode.items() if fam == family and self.hardware_of[h].kind == kind]
+        fits = fits or [f for (fam, h), f in self.decode.items() if self.hardware_of[h].kind == kind]
+        if not fits:
+            return None
+        return Fit(min(f.efficiency for f in fits), max(f.overhead_s for f in fits), sum(f.points for f in fits),
+                   tuple(sorted({c for f in fits for c in f.configs})), "worst")
+
+    def calibration(self, family: str, hw: Hardware, decode_error_pct: float | None = None,
+                    batch_size: int = 1, fallback: bool = False) -> Calibration:
+        """The Calibration of `family` on `hw`, each constant with the rows it came from. No row of
+        the runtime on the card's generation: uncalibrated, with the pessimistic constants (and,
+        with `fallback`, the family's other-generation median as its central value)."""
+        d, d_rows, calibrated = self._lookup(self.decode, family, hw, fallback)
+        if batch_size > 1:
+            b, b_rows, b_cal = self._lookup(self.batched, family, hw)
+            if b is not None:
+                d, d_rows, calibrated = b, "batched rows: " + b_rows, b_cal
+            elif d is not None:
+                d_rows = f"no batched {family} row on this generation; batch-1 calibration: " + d_rows
+        p, p_rows, _ = self._lookup(self.prefill, family, hw)
         m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
         m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
                   f"{m.points} points of {'; '.join(short(c) for c in m.configs)})") if m else ""
+        worst = self.pessimistic(family, hw.kind) if not calibrated else None
+        if not calibrated and d is None:
+            d_rows = (f"uncalibrated: no {family} row on a {hw.generation or hw.kind} card; range from the roofline "
+                      + (f"ceiling to its worst fit on any GPU (eff {worst.efficiency:.2f}, overhead "
+                         f"{worst.overhead_s * 1e3:.1f} ms)" if worst else "ceiling (no pessimistic bound)"))
         return Calibration(
             decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
             prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
@@ -294,19 +355,24 @@ class Calibrator:
             decode_rows=d_rows or roofline.CEILING.decode_rows,
             prefill_rows=p_rows or f"no {family} prefill row on {hw.kind.upper()}: roofline ceiling (a lower bound on time)",
             memory_rows=m_rows or "none: weights + KV only (no measured memory row on this hardware)",
-            decode_error_pct=decode_error_pct)
+            decode_error_pct=decode_error_pct, calibrated=calibrated,
+            pessimistic_efficiency=worst.efficiency if worst else None,
+            pessimistic_overhead_s=worst.overhead_s if worst else None)
 
     def predict(self, o: Observation) -> dict:
-        """Decode tok/s, prefill s and memory GB predicted for an observation's configuration."""
+        """Decode tok/s, prefill s and memory GB predicted for an observation's configuration (a
+        card without calibration gets its runtime's other-generation median, marked)."""
         hw = self.hardware_of[o.hardware]
-        c = self.calibration(o.family, hw)
-        step = o.roofline_s / c.decode_efficiency
-        out = {"decode_tok_s": 1 / (step + c.decode_overhead_s)}
+        c = self.calibration(o.family, hw, batch_size=o.batch_size, fallback=True)
+        fits = self.batched if o.batch_size > 1 and self._lookup(self.batched, o.family, hw)[0] else self.decode
+        has_fit = self._lookup(fits, o.family, hw, fallback=True)[0] is not None
+        out = {"decode_tok_s": 1 / (o.roofline_s / c.decode_efficiency + c.decode_overhead_s) if has_fit else None}
         if o.prefill_flops is not None and o.peak_flops:
             out["prefill_s"] = o.prefill_flops / (c.prefill_efficiency * o.peak_flops) + c.prefill_overhead_s
         if o.resident_bytes is not None:
             out["memory_gb"] = o.resident_bytes / GB + c.memory_overhead_gb
         out["decode_calibration"] = c.decode_rows
+        out["calibrated"] = c.calibrated
         return out
 
 
@@ -319,6 +385,26 @@ def hardware_index(observations: list[Observation], peaks: list[dict]) -> dict[s
     return index
 
 
+def _loo_row(o: Observation, pred: dict, held_out: str) -> dict:
+    row = {"dataset": o.dataset, "config": o.config, "family": o.family, "hardware": o.hardware_label,
+           "hardware_key": o.hardware, "model": o.model, "quantization": o.quantization,
+           "input_tokens": o.input_tokens, "output_tokens": o.output_tokens, "batch_size": o.batch_size,
+           "bytes_per_token_gb": o.bytes_per_token / GB, "in_fit": o.fit, "source": o.source,
+           "held_out": held_out, "calibrated_by": pred["decode_calibration"], "calibrated": pred["calibrated"]}
+    for metric in ("decode_tok_s", "prefill_s", "memory_gb"):
+        measured, predicted = getattr(o, metric), pred.get(metric)
+        row[f"{metric}_measured"], row[f"{metric}_predicted"] = measured, predicted
+        row[f"{metric}_err_pct"] = (abs(predicted / measured - 1) * 100
+                                    if measured and predicted is not None else None)
+    return row
+
+
+def _as_frame(rows: list[dict]) -> pd.DataFrame:
+    out = pd.DataFrame(rows)
+    numeric = [f"{m}_{s}" for m in ("decode_tok_s", "prefill_s", "memory_gb") for s in ("measured", "predicted", "err_pct")]
+    return out.astype({c: float for c in numeric if c in out})
+
+
 def leave_one_out(observations: list[Observation], peaks: list[dict]) -> pd.DataFrame:
     """Each configuration predicted by constants fitted without it: one row per observation
     with measured, predicted and absolute percentage error of decode, prefill and memory."""
@@ -326,21 +412,54 @@ def leave_one_out(observations: list[Observation], peaks: list[dict]) -> pd.Data
     rows = []
     for config in dict.fromkeys(o.config for o in observations):
         cal = Calibrator([o for o in observations if o.config != config], index)
-        for o in (o for o in observations if o.config == config):
-            pred = cal.predict(o)
-            row = {"dataset": o.dataset, "config": config, "family": o.family, "hardware": o.hardware_label,
-                   "model": o.model, "quantization": o.quantization, "input_tokens": o.input_tokens,
-                   "output_tokens": o.output_tokens, "bytes_per_token_gb": o.bytes_per_token / GB,
-                   "in_fit": o.fit, "source": o.source, "calibrated_by": pred["decode_calibration"]}
-            for metric in ("decode_tok_s", "prefill_s", "memory_gb"):
-                measured, predicted = getattr(o, metric), pred.get(metric)
-                row[f"{metric}_measured"], row[f"{metric}_predicted"] = measured, predicted
-                row[f"{metric}_err_pct"] = (abs(predicted / measured - 1) * 100
-                                            if measured and predicted is not None else None)
-            rows.append(row)
-    out = pd.DataFrame(rows)
-    numeric = [f"{m}_{s}" for m in ("decode_tok_s", "prefill_s", "memory_gb") for s in ("measured", "predicted", "err_pct")]
-    return out.astype({c: float for c in numeric if c in out})
+        rows += [_loo_row(o, cal.predict(o), config) for o in observations if o.config == config]
+    return _as_frame(rows)
+
+
+def held_out(observations: list[Observation], peaks: list[dict], by: str = "card") -> pd.DataFrame:
+    """Leave one card (by="card": every row of a hardware key) or one source (by="source") out:
+    refit on the rest and predict the held-out rows of published GPU measurements. A runtime
+    with no other row on the held-out card's generation is predicted from its fits on other
+    generations (`calibrated` False); one with no other GPU row at all gets no prediction.
+    Excluded rows are predicted too but count in no error (`in_fit` False)."""
+    if by not in ("card", "source"):
+        raise ValueError(f"by must be 'card' or 'source', got {by!r}")
+    index = hardware_index(observations, peaks)
+    published = [o for o in observations if o.dataset == "published"]
+    key = (lambda o: o.hardware) if by == "card" else (lambda o: o.source.split(" (")[0].split(";")[0])
+    rows = []
+    for group in dict.fromkeys(key(o) for o in published):
+        cal = Calibrator([o for o in observations if not (o.dataset == "published" and key(o) == group)], index)
+        rows += [_loo_row(o, cal.predict(o), group) for o in published if key(o) == group]
+    return _as_frame(rows)
+
+
+def column_errors(card_out: pd.DataFrame, hardware: list[Hardware], families=("llama.cpp", "transformers", "bitsandbytes"),
+                  batch_size: int = 1) -> pd.DataFrame:
+    """Per runtime family and table column (a GPU): the median held-out decode error of the
+    rows of that card (`calibrate_like` for a 2xT4), else of the other cards of its generation,
+    with the scope it belongs to; "no rows" where the family has none on that generation.
+    `card_out`: held_out(..., by="card")."""
+    ok = card_out[card_out["in_fit"] & card_out["decode_tok_s_err_pct"].notna()
+                  & card_out["batch_size"].eq(batch_size)] if not card_out.empty else card_out
+    index = dict(roofline.hardware_table())
+    rows = []
+    for family in families:
+        f = ok[ok["family"] == family]
+        for hw in hardware:
+            own = {hw.key, hw.calibrate_like} - {None}
+            mine = f[f["hardware_key"].isin(own)]
+            scope = f"{', '.join(sorted(mine['hardware'].unique()))} held out"
+            if mine.empty:
+                kin = [k for k, h in index.items() if h.generation == hw.generation and hw.generation]
+                mine = f[f["hardware_key"].isin(kin)]
+                scope = f"{hw.generation} cards held out ({', '.join(sorted(mine['hardware'].unique()))})"
+            per_config = mine.groupby("config")["decode_tok_s_err_pct"].median()
+            rows.append({"family": family, "hardware": hw.label, "configs": len(per_config),
+                         "held_out_err_pct": float(per_config.median()) if len(per_config) else None,
+                         "worst_err_pct": float(per_config.max()) if len(per_config) else None,
+                         "scope": scope if len(per_config) else "no rows"})
+    return pd.DataFrame(rows)
 
 
 def accuracy(loo: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
@@ -393,7 +512,7 @@ def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = S
     """
     seed = yaml.safe_load(Path(path).read_text())
     ceiling = max(implied_efficiency(o.decode_tok_s, o.bytes_per_token, o.bandwidth / GB)
-                  for o in published_observations() if o.fit)
+                  for o in published_observations() if o.fit and o.family == "llama.cpp")
     rows = []
     for cell in seed["cells"]:
         column = seed["columns"][cell["column"]]
@@ -402,9 +521,13 @@ def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = S
             hw = roofline.hardware(key)
             cal = calibrator.calibration(column["family"], hw)
             p = roofline.predict(cell["model"], quant, hw, input_tokens=context_tokens, output_tokens=1,
-                                 calibration=cal, name=cell["model"])
+                                 calibration=cal, name=cell["model"], budget_s=1.0)
             eff = implied_efficiency(cell["decode_tok_s"], p.bytes_per_token_gb * GB, hw.bandwidth_gb_s)
-            rows.append({"column": cell["column"], "model": cell["model"], "quantization": quant,
+            offered = None if column.get("kaggle", True) is False else (hw.key in seed.get("kaggle_offers", []) or any(
+                roofline.hardware(k).generation == hw.generation and roofline.hardware(k).label.endswith(hw.label)
+                for k in seed.get("kaggle_offers", [])))
+            rows.append({"label_gpus": column.get("label_gpus"), "gpus": hw.count, "kaggle": offered,
+                         "column": cell["column"], "model": cell["model"], "quantization": quant,
                          "seed_tok_s": cell["decode_tok_s"], "hypothesis": hw.label,
                          "bytes_per_token_gb": p.bytes_per_token_gb, "implied_eff": eff,
                          "memory_gb": p.memory_gb, "memory_available_gb": p.memory_available_gb,
@@ -421,11 +544,15 @@ def seed_verdicts(check: pd.DataFrame) -> pd.DataFrame:
     """Per seed column and hypothesis: cells that are plausible, and how far the calibrated
     model is from the seed's numbers (median |log(seed / predicted)|, as a factor). Supported:
     every cell plausible and a factor within 10% of the best such hypothesis (ties are kept:
-    the evidence does not separate them)."""
+    the evidence does not separate them). `with_labels`: supported, a card Kaggle offers (or a
+    single GPU of the T4 x2 option), and the GPU count the seed's label names."""
     rows = []
     for (column, hyp), g in check.groupby(["column", "hypothesis"], sort=False):
         factor = float(np.exp(np.median(np.abs(np.log(g["seed_over_predicted"])))))
+        label = g["label_gpus"].iloc[0] if "label_gpus" in g else None
         rows.append({"column": column, "hypothesis": hyp, "cells": len(g),
+                     "kaggle_card": None if "kaggle" not in g or g["kaggle"].iloc[0] is None else bool(g["kaggle"].iloc[0]),
+                     "label_gpu_count_agrees": None if label is None or pd.isna(label) else bool(g["gpus"].iloc[0] == label),
                      "plausible": int(g["plausible"].sum()), "no_fit": int((g["fits"] == False).sum()),  # noqa: E712
                      "max_implied_eff": g["implied_eff"].max(), "median_factor_off": factor})
     out = pd.DataFrame(rows)
@@ -435,4 +562,31 @@ def seed_verdicts(check: pd.DataFrame) -> pd.DataFrame:
         if not ok.empty:
             best = ok["median_factor_off"].min()
             out.loc[ok.index[ok["median_factor_off"] <= 1.1 * best], "supported"] = True
+    # the seed's labels as evidence: a card Kaggle offers (a T4 of a T4 x2 counts) with the GPU count the label names
+    kaggle = out["kaggle_card"].fillna(True).astype(bool)
+    count = out["label_gpu_count_agrees"].fillna(True).astype(bool)
+    out["with_labels"] = out["supported"] & kaggle & count
     return out
+
+
+def batch_check(observations: list[Observation], batched_lab: list[Observation], peaks: list[dict]) -> pd.DataFrame:
+    """Rows decoding several sequences at once (this lab's CPU rows in `batched_lab` and the
+    published batched rows) predicted by the batch-1 calibration of their runtime and card,
+    with the weights read once a step for the batch and the KV cache per sequence: measured and
+    predicted decode tok/s per sequence and throughput, and the absolute error %. Shows how
+    far the batch-1 roofline carries to a batch, and why batched rows are fitted apart."""
+    single = [o for o in observations if o.batch_size == 1]
+    cal = Calibrator(single, hardware_index(observations + batched_lab, peaks))
+    rows = []
+    for o in [o for o in batched_lab if o.batch_size > 1] + [o for o in observations if o.batch_size > 1 and o.fit]:
+        c = cal.calibration(o.family, cal.hardware_of[o.hardware])
+        if not c.calibrated:
+            continue
+        predicted = 1 / (o.roofline_s / c.decode_efficiency + c.decode_overhead_s)
+        rows.append({"dataset": o.dataset, "family": o.family, "hardware": o.hardware_label, "model": o.model,
+                     "quantization": o.quantization, "batch_size": o.batch_size,
+                     "measured_tok_s": o.decode_tok_s, "predicted_tok_s": predicted,
+                     "measured_throughput": o.decode_tok_s * o.batch_size,
+                     "predicted_throughput": predicted * o.batch_size,
+                     "err_pct": abs(predicted / o.decode_tok_s - 1) * 100})
+    return pd.DataFrame(rows)

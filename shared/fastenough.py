@@ -1,60 +1,101 @@
 """Iteration 1's answer: which model is fast enough where, from the calibrated roofline model.
 
-Tables for the report and the `roofline` notebook: every candidate x quantization x GPU
-predicted (fits in memory, decode tok/s with its calibration and leave-one-out error, seconds
-per sample, largest output that fits, verdict); the biggest candidate that fits on each GPU;
-this CPU's ladder as measured; and the figure of decode tok/s against bytes per token.
+Tables for the `roofline` notebook, which appends them as rows to res/01_biggest_model/roofline.jsonl
+(the report reads those rows): every candidate x quantization x GPU x batch size predicted (memory
+margin on the GPU's visible capacity, decode tok/s with its calibration and the held-out error of
+its column, seconds a call, calls a sample, verdict; "uncalibrated" with a range where the runtime
+has no row on the card's generation); the biggest candidate per GPU at 4 bits or more and at the
+lowest bits public perplexity figures still call usable; this CPU's ladder; the figure of decode
+tok/s against bytes per token.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import analysis, calibration, peaks, roofline
+from . import analysis, calibration, peaks, results, roofline
 from .machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
 PEAKS_TABLE = "machine_peaks.jsonl"
-HARDWARE = ["P4", "P100", "T4", "2xT4"]
-CANDIDATES = ["phi-2", "gemma-2b-it", "llama-2-7b-chat", "mistral-7b-instruct-v0.2", "gemma-7b-it",
-              "llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"]
-QUANTIZATIONS = ["fp16", "bnb-8bit", "bnb-4bit", "Q8_0", "Q4_K_M"]
-LADDER = ["smollm2-135m-instruct", "gemma-3-270m", "qwen2.5-coder-1.5b-instruct"]
-BUDGET_HOURS, SAMPLES = 9.0, 1300
-INPUT_TOKENS, OUTPUT_TOKENS = 600, 100
+PREDICTIONS_TABLE = "roofline.jsonl"
+FAMILIES = ("llama.cpp", "transformers", "bitsandbytes")   # the runtimes the lab can ship
+# The hardware list, candidates, budget (hours, samples) and workload live once, in
+# iterations/01_biggest_model/params/*.yaml (section `roofline`): nothing here repeats them.
+
+
+def lab_output_tokens(results_dir: str | Path = RESULTS, table: str = "prompt_engineering.jsonl") -> int | None:
+    """Median output tokens per model call of the lab's own prompt-recovery rows (the length a
+    recovered prompt takes), or None where there are none."""
+    df = results.read(Path(results_dir) / table)
+    if df.empty or "output_tokens" not in df:
+        return None
+    ok = df[df["status"].eq("ok") & pd.to_numeric(df.get("model_calls"), errors="coerce").gt(0)]
+    if ok.empty:
+        return None
+    return int(round(float((ok["output_tokens"] / ok["model_calls"]).median())))
+
+
+def nominal_bits(quant: str) -> int:
+    """The bits a quantization is named for: fp16 16, bnb-8bit 8, Q4_K_M 4, IQ2_XS 2."""
+    import re
+    q = roofline.quantization(quant)
+    if q.family == "transformers":
+        return int(q.bpw)
+    digits = re.findall(r"(\d+)", quant)
+    return int(digits[0]) if digits else int(q.bpw)
 
 
 class Model:
-    """The calibrated model for one results folder: peaks, observations, fits, LOO errors."""
+    """The calibrated model for one results folder: peaks, observations, fits, held-out errors.
 
-    def __init__(self, results_dir: str | Path = RESULTS):
+    `hardware`: the table's columns (labels); each column's decode error is the held-out error
+    of predicting that card (or its generation) from the other cards' rows
+    (calibration.held_out by card, calibration.column_errors).
+    """
+
+    def __init__(self, results_dir: str | Path = RESULTS, hardware=("T4",)):
         self.results_dir = Path(results_dir)
         self.peaks = peaks.rows(self.results_dir / PEAKS_TABLE)
         self.observations, self.skipped, self.calibrator, self.hardware_of = \
             calibration.calibrate(self.results_dir, self.peaks)
         self.loo = calibration.leave_one_out(self.observations, self.peaks)
         self.errors = calibration.accuracy(self.loo, ["family", "dataset"]) if not self.loo.empty else pd.DataFrame()
+        self.card_out = calibration.held_out(self.observations, self.peaks, "card")
+        self.source_out = calibration.held_out(self.observations, self.peaks, "source")
+        self.columns = calibration.column_errors(self.card_out, [roofline.hardware(h, self.peaks) for h in hardware])
+        batched_lab = [o for o in calibration.lab_observations(self.results_dir, self.peaks, batched=True)[0]
+                       if o.batch_size > 1]
+        self.batch_check = calibration.batch_check(self.observations, batched_lab, self.peaks)
 
-    def decode_error(self, family: str, hw: roofline.Hardware, cal: roofline.Calibration) -> float | None:
-        """The leave-one-out median decode error of the rows behind `cal` (its family on this
-        kind of hardware); None when the calibration is borrowed from another family."""
-        if cal.decode_rows.startswith(("no ", "none")) or self.errors.empty:
-            return None
-        dataset = "lab" if hw.kind == "cpu" else "published"
-        hit = self.errors[(self.errors["family"] == family) & (self.errors["dataset"] == dataset)]
-        return None if hit.empty else float(hit["decode_tok_s_median_err_pct"].iloc[0])
+    def decode_error(self, family: str, hw: roofline.Hardware) -> tuple[float | None, str]:
+        """(held-out median decode error %, the rows it belongs to) of `family` on `hw`: the
+        column's own for a GPU; for this CPU the leave-one-configuration-out median."""
+        if hw.kind == "cpu":
+            hit = self.errors[(self.errors["family"] == family) & (self.errors["dataset"] == "lab")] \
+                if not self.errors.empty else self.errors
+            return (None, "no rows") if hit.empty else (float(hit["decode_tok_s_median_err_pct"].iloc[0]),
+                                                        f"{family} rows of this CPU, one configuration out")
+        cols = self.columns
+        hit = cols[(cols["family"] == family) & (cols["hardware"] == hw.label)] if not cols.empty else cols
+        if hit.empty:
+            one = calibration.column_errors(self.card_out, [hw], families=(family,))
+            hit = one
+        r = hit.iloc[0]
+        return (None if pd.isna(r["held_out_err_pct"]) else float(r["held_out_err_pct"])), r["scope"]
 
-    def predict(self, model: str, quant: str, hardware: str, input_tokens: int = INPUT_TOKENS,
-                output_tokens: int = OUTPUT_TOKENS, budget_s: float = BUDGET_HOURS * 3600 / SAMPLES,
-                batch_size: int = 1) -> roofline.Prediction:
+    def predict(self, model: str, quant: str, hardware: str, input_tokens: int, output_tokens: int,
+                budget_s: float, batch_size: int = 1, n_ctx: int | None = None) -> roofline.Prediction:
         hw = roofline.hardware(hardware, self.peaks)
         q = roofline.quantization(quant)
-        cal = self.calibrator.calibration(q.family, hw)
-        cal = roofline.Calibration(**{**cal.__dict__, "decode_error_pct": self.decode_error(q.family, hw, cal)})
+        err, scope = self.decode_error(q.family, hw)
+        cal = self.calibrator.calibration(q.family, hw, batch_size=batch_size)
+        cal = dataclasses.replace(cal, decode_error_pct=err if cal.calibrated else None, error_scope=scope)
         return roofline.predict(model, quant, hw, batch_size, input_tokens, output_tokens, budget_s, cal,
-                                self.peaks, name=model)
+                                self.peaks, name=model, n_ctx=n_ctx)
 
     def this_machine(self) -> roofline.Hardware | None:
         from .machine import info
@@ -64,73 +105,91 @@ class Model:
             return None
 
 
-def fast_enough(m: Model, candidates=CANDIDATES, quantizations=QUANTIZATIONS, hardware=HARDWARE,
-                input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS,
-                budget_hours=BUDGET_HOURS, samples=SAMPLES) -> pd.DataFrame:
-    """One row per candidate x quantization x hardware: the Prediction's fields and verdict."""
+def fast_enough(m: Model, candidates, quantizations, hardware, input_tokens: int, output_tokens: int,
+                budget_hours: float, samples: int, batch_sizes=(1,), n_ctx: int | None = None) -> pd.DataFrame:
+    """One row per candidate x quantization x hardware x batch size: the Prediction's fields,
+    its verdict, the model's parameters and the quantization's nominal bits and perplexity cost."""
+    if budget_hours <= 0 or samples < 1:
+        raise roofline.RooflineError(f"budget_hours must be > 0 and samples >= 1, got {budget_hours}, {samples}")
     budget_s = budget_hours * 3600 / samples
-    rows = [m.predict(model, q, hw, input_tokens, output_tokens, budget_s).row() | {"params_b": roofline.architecture(model).params_total_b}
-            for model in candidates for q in quantizations for hw in hardware]
+    rows = []
+    for model in candidates:
+        params_b = roofline.architecture(model).params_total_b
+        for q in quantizations:
+            extra = {"params_b": params_b, "bits": nominal_bits(q), "ppl_delta": roofline.quantization(q).ppl_delta,
+                     "budget_hours": budget_hours, "samples": samples}
+            for hw in hardware:
+                for b in batch_sizes:
+                    rows.append(m.predict(model, q, hw, input_tokens, output_tokens, budget_s, b, n_ctx).row() | extra)
     return pd.DataFrame(rows)
 
 
 def _cell(r) -> str:
     if r["fits_memory"] is False:
-        return f"✗ {r['memory_gb']:.1f} GB > {r['memory_available_gb']:g}"
+        return f"✗ {r['memory_per_gpu_gb']:.1f} GB > {r['memory_available_gb']:.1f} (margin {r['memory_margin_gb']:+.1f})"
+    margin = f"margin {r['memory_margin_gb']:+.1f} GB" if pd.notna(r["memory_margin_gb"]) else "memory unknown"
+    if not r["calibrated"]:
+        return (f"uncalibrated {r['decode_tok_s_low']:.0f}-{r['decode_tok_s']:.0f} tok/s, "
+                f"{r['s_per_sample']:.1f}-{r['s_per_sample_high']:.1f} s, {margin}")
     mark = "✓" if r["fast_enough"] else "slow"
-    return f"{mark} {r['decode_tok_s']:.0f} tok/s, {r['s_per_sample']:.1f} s, {r['memory_gb']:.1f} GB"
+    return f"{mark} {r['decode_tok_s']:.0f} tok/s, {r['s_per_sample']:.1f} s, {r['calls_per_sample']}x, {margin}"
 
 
-def fast_enough_grid(table: pd.DataFrame) -> pd.DataFrame:
+def fast_enough_grid(table: pd.DataFrame, batch_size: int = 1) -> pd.DataFrame:
     """The table as the report shows it: model x quantization rows, one column per GPU."""
-    t = table.assign(cell=table.apply(_cell, axis=1))
+    t = table[table["batch_size"] == batch_size]
+    t = t.assign(cell=t.apply(_cell, axis=1))
     grid = t.pivot_table(index=["model", "quantization"], columns="hardware", values="cell", aggfunc="first", sort=False)
     return grid[list(dict.fromkeys(t["hardware"]))].reset_index()
 
 
-def calibrations(m: Model, table: pd.DataFrame) -> pd.DataFrame:
-    """Which rows calibrated each family x hardware of the table, and their LOO error."""
-    t = table.drop_duplicates(["family", "hardware"])
+def calibrations(table: pd.DataFrame) -> pd.DataFrame:
+    """Which rows calibrated each family x hardware of the table, and the column's held-out error."""
+    t = table[table["batch_size"] == 1].drop_duplicates(["family", "hardware"])
     return pd.DataFrame({"family": t["family"], "hardware": t["hardware"],
                          "decode calibrated by": t["decode_calibration"],
-                         "LOO median error %": t["decode_error_pct"].round(0),
-                         "prefill calibrated by": t["prefill_calibration"]})
+                         "held-out error %": t["decode_error_pct"].round(0),
+                         "held out": t["error_scope"]})
 
 
-def biggest(table: pd.DataFrame) -> pd.DataFrame:
-    """Per hardware: the candidate with the most parameters that fits memory and the budget,
-    in its fastest fitting quantization among those calibrated on their own runtime's rows
-    (a runtime whose calibration is borrowed from another only when no other fits)."""
-    ok = table[(table["fits_memory"] != False) & table["fast_enough"]]  # noqa: E712
+def biggest(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None) -> pd.DataFrame:
+    """Per hardware: the candidate with the most parameters that fits memory and the budget on a
+    runtime calibrated on its card's generation, in its fastest such quantization of at least
+    `min_bits` nominal bits (and, with `max_ppl_delta`, whose published perplexity increase is at
+    most that; a quantization with no published figure does not qualify then)."""
+    ok = table[(table["batch_size"] == 1) & (table["fits_memory"] != False) & table["fast_enough"]  # noqa: E712
+               & table["calibrated"] & (table["bits"] >= min_bits)]
+    if max_ppl_delta is not None:
+        ok = ok[ok["ppl_delta"].notna() & (ok["ppl_delta"] <= max_ppl_delta)]
     rows = []
     for hw in dict.fromkeys(table["hardware"]):
         g = ok[ok["hardware"] == hw]
         if g.empty:
             rows.append({"hardware": hw})
             continue
-        g = g[g["params_b"] == g["params_b"].max()].assign(borrowed=lambda d: d["decode_error_pct"].isna())
-        top = g.sort_values(["borrowed", "decode_tok_s"], ascending=[True, False]).iloc[0]
-        rows.append(top.to_dict())
+        g = g[g["params_b"] == g["params_b"].max()]
+        rows.append(g.sort_values("decode_tok_s", ascending=False).iloc[0].to_dict())
     return pd.DataFrame(rows)
 
 
-def biggest_sentences(table: pd.DataFrame) -> str:
+def biggest_sentences(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None) -> str:
     lines = []
-    for _, r in biggest(table).iterrows():
+    for _, r in biggest(table, min_bits, max_ppl_delta).iterrows():
         if pd.isna(r.get("model")):
-            lines.append(f"- **{r['hardware']}**: no candidate fits.")
+            lines.append(f"- **{r['hardware']}**: no candidate fits on a calibrated runtime.")
             continue
-        err = f" (LOO median error of its calibration {r['decode_error_pct']:.0f}%)" if pd.notna(r["decode_error_pct"]) else \
-            " (calibration borrowed from another runtime: error unknown)"
-        lines.append(f"- **{r['hardware']}**: **{r['model']}** ({r['params_b']:g} B parameters) in {r['quantization']}: "
-                     f"{r['memory_gb']:.1f} of {r['memory_available_gb']:g} GB, {r['decode_tok_s']:.0f} tok/s predicted{err}, "
-                     f"{r['s_per_sample']:.1f} s a sample of {r['input_tokens']} + {r['output_tokens']} tokens, "
-                     f"up to {r['max_output_tokens']} output tokens in the {r['budget_s']:.1f} s budget.")
+        err = (f"held-out error {r['decode_error_pct']:.0f}% ({r['error_scope']})" if pd.notna(r["decode_error_pct"])
+               else f"no held-out error ({r['error_scope']})")
+        lines.append(f"- **{r['hardware']}**: **{r['model']}** ({r['params_b']:g} B parameters) in {r['quantization']} "
+                     f"({r['family']}): {r['memory_per_gpu_gb']:.1f} GB a GPU of {r['memory_available_gb']:.1f} visible "
+                     f"(margin {r['memory_margin_gb']:+.1f} GB, KV for n_ctx {r['n_ctx']}), {r['decode_tok_s']:.0f} tok/s "
+                     f"predicted, {err}; {r['s_per_sample']:.1f} s a call of {r['input_tokens']} + {r['output_tokens']} "
+                     f"tokens: **{r['calls_per_sample']} calls a sample** fit the {r['budget_s']:.1f} s budget.")
     return "\n".join(lines)
 
 
-def cpu_ladder(m: Model, ladder=LADDER, input_tokens=INPUT_TOKENS, output_tokens=OUTPUT_TOKENS,
-               budget_hours=BUDGET_HOURS, samples=SAMPLES, predict_also=(("qwen2.5-coder-1.5b-instruct", "Q4_K_M"), ("qwen2.5-coder-1.5b-instruct", "fp32"),
+def cpu_ladder(m: Model, ladder, input_tokens: int, output_tokens: int,
+               budget_hours: float, samples: int, predict_also=(("qwen2.5-coder-1.5b-instruct", "Q4_K_M"), ("qwen2.5-coder-1.5b-instruct", "fp32"),
                                                                       ("qwen2.5-coder-1.5b-instruct", "bnb-4bit"),
                                                                       ("phi-2", "Q4_K_M"), ("mistral-7b-instruct-v0.2", "Q4_K_M"))) -> pd.DataFrame:
     """This CPU's ladder: measured configurations (decode from the rows, prefill scaled
@@ -192,7 +251,7 @@ def loo_summary(m: Model) -> pd.DataFrame:
     return out[["rows", "configs"] + [c for c in out if c.endswith("_pct")]]
 
 
-def roofline_figure(m: Model, hardware=HARDWARE, path: str | Path | None = None):
+def roofline_figure(m: Model, hardware, path: str | Path | None = None):
     """Decode tok/s against bytes read per token (log-log): each hardware's roofline
     (bandwidth / bytes, efficiency 1), this lab's measured points and the published points."""
     import matplotlib.pyplot as plt
@@ -232,3 +291,17 @@ def roofline_figure(m: Model, hardware=HARDWARE, path: str | Path | None = None)
         from .plots import save
         save(fig, path)
     return fig
+
+
+def held_out_summary(m: Model, families=FAMILIES) -> pd.DataFrame:
+    """Median and worst held-out decode error of the published GPU rows, per runtime family:
+    leaving one card out and leaving one source out (batch-1 rows in the fit only)."""
+    parts = []
+    for name, frame in (("one card out", m.card_out), ("one source out", m.source_out)):
+        ok = frame[frame["in_fit"] & frame["batch_size"].eq(1) & frame["family"].isin(families)]
+        for family, g in ok.groupby("family"):
+            per_config = g.groupby("config")["decode_tok_s_err_pct"].median()
+            parts.append({"held out": name, "family": family, "configs": len(per_config),
+                          "predicted": int(per_config.notna().sum()),
+                          "median_err_pct": per_config.median(), "worst_err_pct": per_config.max()})
+    return pd.DataFrame(parts)

@@ -11,10 +11,12 @@ Inference", 2022, and in llama.cpp discussions). The same form serves GPUs and t
     decode step  t = max(bytes / bandwidth, FLOPs / peak) / efficiency + overhead   (s)
     decode rate  1 / t                                                       (tokens/s per sequence)
     prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
-    memory       weights + KV cache (context x batch) + runtime overhead     (GB)
+    memory       weights + KV cache (n_ctx x batch) + runtime buffers a GPU  (GB), on the visible capacity
 
-Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows
-and hands a `Calibration` to `predict`, which says which rows calibrated each number. The facts
+Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows of
+the same runtime (on the same card generation, else "uncalibrated" with a range) and hands a
+`Calibration` to `predict`, which says which rows calibrated each number and the held-out error
+they carry. The facts
 are data files: hardware.yaml (GPUs), data/quantization.yaml (bits per weight), the catalog's
 `architecture:` blocks (models.yaml), and this machine's measured peaks (shared/peaks.py).
 "GB" is 1e9 bytes throughout.
@@ -58,6 +60,14 @@ class Hardware:
     dp4a: bool = False
     calibrate_like: str | None = None
     source: str = ""
+    generation: str | None = None          # pascal | turing | ampere | ada | hopper (GPUs)
+    visible_memory_gb: float | None = None  # per device, as a CUDA program sees it (public log)
+    runtime_overhead_gb: float = 0.0       # per device: CUDA context, workspaces (public log)
+
+    @property
+    def usable_memory_gb(self) -> float | None:
+        """Per device: the visible capacity where a public log gives it, else the nominal one."""
+        return self.visible_memory_gb if self.visible_memory_gb is not None else self.memory_gb
 
     @property
     def total_memory_gb(self) -> float | None:
@@ -125,6 +135,7 @@ class Quantization:
     lm_head_bpw: float | str
     kv_bits: float | str
     source: str
+    ppl_delta: float | None = None   # perplexity increase over F16 (Llama-3-8B) where published
 
     def bits(self, field: str, compute_bits: int) -> float:
         value = getattr(self, field)
@@ -276,7 +287,11 @@ class Calibration:
     decode_rows: str = "none: roofline ceiling"
     prefill_rows: str = "none: roofline ceiling"
     memory_rows: str = "none: weights + KV only"
-    decode_error_pct: float | None = None   # leave-one-out median abs error of the rows' family, if known
+    decode_error_pct: float | None = None   # held-out error of this runtime on this card (or its generation)
+    calibrated: bool = True            # False: no row of this runtime on this card's generation
+    pessimistic_efficiency: float | None = None   # the worst fitted efficiency / overhead of the runtime
+    pessimistic_overhead_s: float | None = None   # on any GPU: the low end of an uncalibrated range
+    error_scope: str = ""              # which rows the held-out error belongs to
 
 
 CEILING = Calibration()
@@ -296,8 +311,9 @@ def compute_bits(quant: Quantization, hw: Hardware) -> int:
 def compute_precision(quant: Quantization, hw: Hardware) -> str:
     """The precision whose peak FLOP/s bounds prefill for this runtime on this hardware.
 
-    transformers and bitsandbytes compute in their dtype (fp16 on a GPU even on a Pascal card
-    whose fp16 is slow, fp32 on a CPU). llama.cpp on a GPU multiplies quantized weights with
+    transformers and bitsandbytes compute in their dtype; on a GPU their fp16 GEMMs run at the
+    PyTorch fp16 rate measured on the card (`fp16_torch`: on Pascal cuBLAS accumulates in fp32
+    and runs near the fp32 rate, not at the native 1:64 half rate of a P4), fp32 on a CPU. llama.cpp on a GPU multiplies quantized weights with
     int8 dot products where the card has dp4a / int8 (MMQ), else in fp16 where fp16 is fast,
     else fp32; F16/F32 files use fp16/fp32 GEMM. On a CPU the measured fp32 peak is the
     reference for every runtime (llama.cpp's int8 dot products may beat it: efficiency > 1).
@@ -305,7 +321,9 @@ def compute_precision(quant: Quantization, hw: Hardware) -> str:
     if hw.kind == "cpu":
         return "fp32"
     if quant.family in ("transformers", "bitsandbytes"):
-        return "fp32" if compute_bits(quant, hw) == 32 else "fp16"
+        if compute_bits(quant, hw) == 32:
+            return "fp32"
+        return "fp16_torch" if "fp16_torch" in hw.peak_tflops else "fp16"
     if quant.key in ("F16", "F32"):
         return "fp16" if hw.fast_fp16 and "fp16" in hw.peak_tflops else "fp32"
     if hw.dp4a and "int8" in hw.peak_tflops:
@@ -365,6 +383,7 @@ class Prediction:
     batch_size: int
     input_tokens: int
     output_tokens: int
+    n_ctx: int                       # tokens the KV cache is allocated for, per sequence
     weights_gb: float                # resident
     weights_read_gb: float           # read per decode step
     kv_read_gb: float                # KV cache read per step (all sequences, mean context)
@@ -372,25 +391,37 @@ class Prediction:
     decode_flops: float              # per step (all sequences)
     decode_bound: str                # memory | compute: the roofline side of a decode step
     ceiling_tok_s: float             # 1 / max(bytes / bandwidth, FLOPs / peak): efficiency 1, no overhead
-    decode_tok_s: float              # per sequence
+    decode_tok_s: float              # per sequence (uncalibrated: at the ceiling)
+    decode_tok_s_low: float          # per sequence, pessimistic end (= decode_tok_s when calibrated)
+    throughput_tok_s: float          # decode tokens/s of the whole batch
     prefill_s: float
-    memory_gb: float                 # weights + KV at full context + runtime overhead
-    memory_available_gb: float | None
+    memory_gb: float                 # weights + KV for n_ctx x batch + runtime overhead, all devices
+    memory_per_gpu_gb: float         # the same split over the devices by layers
+    memory_available_gb: float | None   # per device: visible capacity (nominal where no log gives it)
+    memory_margin_gb: float | None   # per device: available - memory_per_gpu (negative: does not fit)
     fits_memory: bool | None
     s_per_sample: float              # prefill + (output - 1) / decode, divided by the batch
+    s_per_sample_high: float         # the same at the pessimistic end
     budget_s: float
+    calls_per_sample: int            # model calls of this size that fit the per-sample budget
     max_output_tokens: int           # the largest output whose sample fits the budget
-    fast_enough: bool
+    fast_enough: bool                # at the calibrated rate (uncalibrated: at the pessimistic end)
+    calibrated: bool
     precision: str                   # whose peak FLOP/s bounds prefill
     decode_calibration: str
     prefill_calibration: str
     memory_calibration: str
     decode_error_pct: float | None
+    error_scope: str
 
     @property
     def verdict(self) -> str:
         if self.fits_memory is False:
             return "does not fit"
+        if not self.calibrated:
+            if self.s_per_sample > self.budget_s:
+                return "too slow"
+            return "uncalibrated: fast enough" if self.fast_enough else "uncalibrated: ceiling fast, pessimistic slow"
         if not self.fast_enough:
             return "too slow"
         return "fits" if self.fits_memory else "fast enough (memory unknown)"
@@ -400,19 +431,31 @@ class Prediction:
 
 
 def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_size: int = 1,
-            input_tokens: int = 600, output_tokens: int = 100, budget_s: float = 9 * 3600 / 1300,
+            input_tokens: int = 600, output_tokens: int = 100, budget_s: float | None = None,
             calibration: Calibration = CEILING, peaks: list[dict] | None = None,
-            name: str | None = None) -> Prediction:
+            name: str | None = None, n_ctx: int | None = None) -> Prediction:
     """Predict speed and memory of `model` stored as `quant` on `hw` (see the module docstring).
 
     Decode reads the weights once per step for all `batch_size` sequences and each sequence's
-    KV cache at the mean context (input + output/2). Memory holds the KV cache of the full
-    context for the whole batch. `calibration` (shared/calibration.py) supplies efficiencies
-    and overheads; the default is the bare roofline ceiling.
+    KV cache at the mean context (input + output/2). Memory holds the KV cache allocated for
+    `n_ctx` tokens per sequence (llama.cpp allocates it whole at load; default input + output)
+    for the whole batch, plus the hardware's runtime overhead per device; a multi-GPU card
+    splits layers evenly. `calibration` (shared/calibration.py) supplies efficiencies and
+    overheads; the default is the bare roofline ceiling. An uncalibrated one (no row of the
+    runtime on this card generation) gives the ceiling and a pessimistic end. `budget_s`: seconds
+    a sample (required: the budget lives in the params files). RooflineError before any compute
+    for a workload below 1 token or an n_ctx shorter than input + output.
     """
     if min(batch_size, input_tokens, output_tokens) < 1:
         raise RooflineError(f"batch_size, input_tokens and output_tokens must be >= 1, got "
                             f"{batch_size}, {input_tokens}, {output_tokens}")
+    if budget_s is None or budget_s <= 0:
+        raise RooflineError(f"budget_s (seconds a sample) must be > 0, got {budget_s!r}: pass "
+                            "budget_hours * 3600 / samples from the params file")
+    n_ctx = n_ctx or input_tokens + output_tokens
+    if n_ctx < input_tokens + output_tokens:
+        raise RooflineError(f"n_ctx {n_ctx} is shorter than input + output = {input_tokens + output_tokens} "
+                            "tokens: raise n_ctx (the KV cache must hold the whole sample)")
     arch = model if isinstance(model, Architecture) else architecture(model)
     q = quantization(quant)
     hw = hw if isinstance(hw, Hardware) else hardware(hw, peaks)
@@ -426,25 +469,36 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     precision = compute_precision(q, hw)
     step_flops = decode_flops(arch, input_tokens + output_tokens / 2, batch_size)
     ideal_s = roofline_seconds(step_bytes, step_flops, hw, precision)
-    step_s = ideal_s / c.decode_efficiency
-    decode = 1 / (step_s + c.decode_overhead_s)
+    decode = 1 / (ideal_s / c.decode_efficiency + c.decode_overhead_s)
+    if c.calibrated or c.pessimistic_efficiency is None:
+        low = decode
+    else:
+        low = 1 / (ideal_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0))
     prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
         + c.prefill_overhead_s
     weights = weight_bytes(arch, q, cbits, per_token=False)
-    memory = weights + batch_size * kv_per_token * (input_tokens + output_tokens) + c.memory_overhead_gb * GB
-    available = hw.total_memory_gb
+    overhead_gb = (c.memory_overhead_gb if c.memory_overhead_gb else hw.runtime_overhead_gb) * hw.count
+    memory = weights + batch_size * kv_per_token * n_ctx + overhead_gb * GB
+    per_gpu = memory / hw.count
+    available = hw.usable_memory_gb
+    margin = None if available is None else available - per_gpu / GB
     per_sample = (prefill + (output_tokens - 1) / decode) / batch_size
+    per_sample_high = (prefill + (output_tokens - 1) / low) / batch_size
     max_out = max(0, math.floor(1 + (budget_s * batch_size - prefill) * decode))
+    memory_rows = c.memory_rows if c.memory_overhead_gb else (
+        f"weights + KV for n_ctx {n_ctx} + {hw.runtime_overhead_gb:g} GB runtime per GPU ({HARDWARE_FILE.name})")
     return Prediction(
         model=name or (model if isinstance(model, str) else "?"), quantization=q.key, family=q.family,
         hardware=hw.label, batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
-        weights_gb=weights / GB, weights_read_gb=weights_read / GB, kv_read_gb=kv_read / GB,
+        n_ctx=n_ctx, weights_gb=weights / GB, weights_read_gb=weights_read / GB, kv_read_gb=kv_read / GB,
         bytes_per_token_gb=step_bytes / GB, decode_flops=step_flops,
         decode_bound="memory" if ideal_s <= step_bytes / bandwidth else "compute",
-        ceiling_tok_s=1 / ideal_s, decode_tok_s=decode,
-        prefill_s=prefill, memory_gb=memory / GB, memory_available_gb=available,
-        fits_memory=None if available is None else memory / GB <= available,
-        s_per_sample=per_sample, budget_s=budget_s, max_output_tokens=max_out,
-        fast_enough=per_sample <= budget_s, precision=precision,
+        ceiling_tok_s=1 / ideal_s, decode_tok_s=decode, decode_tok_s_low=low,
+        throughput_tok_s=decode * batch_size,
+        prefill_s=prefill, memory_gb=memory / GB, memory_per_gpu_gb=per_gpu / GB, memory_available_gb=available,
+        memory_margin_gb=margin, fits_memory=None if margin is None else margin >= 0,
+        s_per_sample=per_sample, s_per_sample_high=per_sample_high, budget_s=budget_s,
+        calls_per_sample=int(budget_s // per_sample_high), max_output_tokens=max_out,
+        fast_enough=per_sample_high <= budget_s, calibrated=c.calibrated, precision=precision,
         decode_calibration=c.decode_rows, prefill_calibration=c.prefill_rows,
-        memory_calibration=c.memory_rows, decode_error_pct=c.decode_error_pct)
+        memory_calibration=memory_rows, decode_error_pct=c.decode_error_pct, error_scope=c.error_scope)

@@ -56,12 +56,15 @@ def load_params(iteration: Path, name: str) -> dict:
 
 
 def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
-        overrides: dict | None = None) -> list[Step]:
+        overrides: dict | None = None, include_unfit: bool = False) -> list[Step]:
     """Execute the notebooks in order, each whatever happened to the ones before, then refresh
-    the report; returns one Step per notebook and one for the report."""
+    the report; returns one Step per notebook and one for the report. On a CUDA run the speed
+    configurations predicted not to fit the visible GPU are skipped unless `include_unfit`."""
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
+    if "speed" in names and not include_unfit:
+        config = skip_unfit(config)
     unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()
                and not (iteration / f"{n}.py").exists()]
     if unknown:
@@ -166,6 +169,31 @@ def stopped(stop: "lifetime.Stopped") -> None:
     lifetime.resend(stop)
 
 
+def skip_unfit(config: dict) -> dict:
+    """The params with the speed configurations predicted not to fit this GPU added to the speed
+    notebook's `skip_configs` (shared/gpuplan.py; nothing changes without a visible GPU)."""
+    from . import gpuplan
+    label, unfit = gpuplan.unfit_configs(config.get("speed", {}))
+    if not unfit:
+        return config
+    for c in unfit:
+        print(f"== skip on {label} (predicted not to fit; --include-unfit to run it): {c}", flush=True)
+    speed = {**config["speed"], "skip_configs": [*config["speed"].get("skip_configs", []), *unfit]}
+    return {**config, "speed": speed}
+
+
+def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> int:
+    """`--plan`: print the speed configurations of the params file with predicted memory and
+    time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
+    from . import gpuplan
+    config = load_params(Path(iteration).resolve(), params)
+    label = gpu or gpuplan.visible_gpu()
+    if label is None:
+        raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. --plan --gpu 2xT4")
+    print(gpuplan.describe(gpuplan.plan(config["speed"], label), label))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job; exit status 1 when any notebook (or the report refresh) failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -174,11 +202,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="run only these notebooks")
     parser.add_argument("--redo", action="store_true",
                         help="measure again what this machine already measured (papermill -p redo True)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the speed configurations with predicted memory and time; run nothing")
+    parser.add_argument("--gpu", help="with --plan: the GPU to plan for (hardware.yaml label), else the visible one")
+    parser.add_argument("--include-unfit", action="store_true",
+                        help="run speed configurations predicted not to fit the visible GPU too")
     args = parser.parse_args(argv)
+    if args.plan:
+        return print_plan(args.iteration, args.params, args.gpu)
     start = time.perf_counter()
     with lifetime.signals_raise():
         try:
-            steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None)
+            steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None,
+                        include_unfit=args.include_unfit)
         except lifetime.Stopped as stop:
             stopped(stop)
         except KeyboardInterrupt:

@@ -3,9 +3,7 @@
 `python -m shared.report iterations/01_biggest_model` rewrites them; a test fails when they
 differ from what the results produce.
 """
-import functools
-
-from shared import analysis, calibration, fastenough, metrics, reproduction, results
+from shared import analysis, fastenough, metrics, reproduction, results
 from shared.machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -161,77 +159,135 @@ def prompt_strategies() -> str:
     return "\n\n".join(parts) + "\n\n" + _source("prompt_engineering", "prompt_engineering.ipynb", df)
 
 
-@functools.cache
-def _roofline_model():
-    return fastenough.Model(RESULTS)
+def _roofline_rows(table: str):
+    """The latest run's rows of one table of roofline.jsonl (the roofline notebook's predictions)."""
+    import pandas as pd
+    df = _table("roofline")
+    if df.empty:
+        return df
+    df = df[df["run_id"].eq(df["run_id"].iloc[-1]) & df["table"].eq(table)]
+    return df.dropna(axis=1, how="all").reset_index(drop=True) if not df.empty else pd.DataFrame()
 
 
-def _roofline_source(m) -> str:
-    hw = m.this_machine()
-    peak = next((p for p in m.peaks if hw is not None and p["machine"] == hw.key), None)
-    measured = (f"this machine ({hw.label}) measured by `shared/peaks.py`: triad {peak['triad_gb_s']:.1f} GB/s, "
-                f"fp32 matmul {peak['matmul_fp32_tflops'] * 1e3:.0f} GFLOP/s with {peak['threads']} threads "
-                f"(1-min load {peak['load_avg_1min']:.1f})" if peak else "this machine's peaks not measured yet")
-    return (f"_Made by `roofline.ipynb` from `res/01_biggest_model/speed.jsonl`, `length_scaling.jsonl` and "
-            f"`machine_peaks.jsonl` ({measured}), `shared/data/published_speeds.yaml` "
-            f"({sum(o.dataset == 'published' for o in m.observations)} published rows) and the facts in "
-            f"`shared/hardware.yaml`, `shared/data/quantization.yaml`, `shared/models.yaml`._")
+def _roofline_source() -> str:
+    df = _table("roofline")
+    if df.empty:
+        return "_No rows in `res/01_biggest_model/roofline.jsonl` yet: run `roofline.ipynb`._"
+    last = df[df["run_id"].eq(df["run_id"].iloc[-1])]
+    return (f"_From `res/01_biggest_model/roofline.jsonl`, run {last['run_id'].iloc[0]} of {last['timestamp'].iloc[0][:10]} "
+            f"on {last['machine'].iloc[0]} ({len(last)} rows), made by `roofline.ipynb` from the lab's rows, "
+            "`shared/data/published_speeds.yaml` and the facts in `shared/hardware.yaml`, "
+            "`shared/data/quantization.yaml`, `shared/models.yaml`._")
 
 
 def roofline_accuracy() -> str:
-    m = _roofline_model()
-    summary = fastenough.loo_summary(m)
-    if summary.empty:
-        return "_No measured rows yet: run `roofline.ipynb`._"
-    return (analysis.markdown(summary, floatfmt=".1f") + "\n\n"
-            "Leave-one-out: each configuration (model x quantization x runtime x hardware) is predicted "
-            "by constants fitted without it; errors are absolute percentages, median and worst over "
-            "configurations. Published rows that the source itself calls compute-bound (Q2_K / Q3_K_S on a "
-            "P40) are left out of the fit and of these numbers.\n\n" + _roofline_source(m))
+    loo, held, cols = _roofline_rows("loo_summary"), _roofline_rows("held_out"), _roofline_rows("column_error")
+    if loo.empty:
+        return _roofline_source()
+    keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
+    loo = loo.assign(configs=loo["configs"].astype(int))
+    return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
+            "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
+            "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "
+            "had a row of their runtime left to be predicted from):\n\n"
+            + analysis.markdown(held[["held out", "family", "configs", "predicted", "median_err_pct", "worst_err_pct"]],
+                                floatfmt=".1f")
+            + "\n\nThe error each column of the table below carries: its runtime's rows on that card (the T4's "
+            "for a 2xT4) predicted with the card left out, else the rows of the other cards of its "
+            "generation; `no rows` where the runtime has none on that generation:\n\n"
+            + analysis.markdown(cols[["family", "hardware", "configs", "held_out_err_pct", "worst_err_pct", "scope"]],
+                                floatfmt=".1f") + "\n\n" + _roofline_source())
 
 
 def roofline_fast_enough() -> str:
-    m = _roofline_model()
-    table = fastenough.fast_enough(m)
-    return (f"Each cell: ✓ fast enough / slow, predicted decode tok/s, seconds per sample of "
-            f"{fastenough.INPUT_TOKENS} input + {fastenough.OUTPUT_TOKENS} output tokens, memory needed "
-            f"(weights + KV cache + runtime overhead where one was measured); ✗ = does not fit in memory. "
-            f"Budget {fastenough.BUDGET_HOURS:g} h / {fastenough.SAMPLES} samples = "
-            f"{fastenough.BUDGET_HOURS * 3600 / fastenough.SAMPLES:.1f} s a sample.\n\n"
+    table = _roofline_rows("prediction")
+    if table.empty:
+        return _roofline_source()
+    r0 = table.iloc[0]
+    floor = float(r0.get("max_ppl_delta", 1.0))
+    batched = table[table["batch_size"] > 1]
+    batch_text = ""
+    if not batched.empty:
+        b = batched[batched["calibrated"] & batched["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
+                    & batched["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])
+                    & batched["hardware"].eq("T4")]
+        one = table[(table["batch_size"] == 1) & table["hardware"].eq("T4")
+                    & table["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
+                    & table["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])]
+        both = __import__("pandas").concat([one, b])
+        cols = ["model", "quantization", "batch_size", "fits_memory", "decode_tok_s", "throughput_tok_s",
+                "s_per_sample", "decode_calibration"]
+        batch_text = ("\n\nBatched decoding on one T4 (weights read once a step for the whole batch, KV per "
+                      "sequence; calibrated by the published batched rows of the same runtime where there are any):\n\n"
+                      + analysis.markdown(both[cols].sort_values(["model", "quantization", "batch_size"]), floatfmt=".3g"))
+    return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
+            f"fit on any GPU), predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
+            f"{int(r0['output_tokens'])} output tokens (the median output of the lab's own prompt-recovery calls), "
+            f"calls of that size that fit a sample's budget, memory margin a GPU (visible capacity minus weights, KV "
+            f"for n_ctx {int(r0['n_ctx'])} and runtime buffers); ✗ = does not fit. Budget {r0['budget_hours']:g} h / "
+            f"{int(r0['samples'])} samples = {r0['budget_s']:.1f} s a sample. Batch 1.\n\n"
             + analysis.markdown(fastenough.fast_enough_grid(table))
-            + "\n\nThe biggest candidate that fits memory and budget on each GPU (a quantization calibrated "
-            "on measured rows preferred):\n\n" + fastenough.biggest_sentences(table)
-            + "\n\nWhich rows calibrated each runtime on each GPU, and the leave-one-out error of that family:\n\n"
-            + analysis.markdown(fastenough.calibrations(m, table), floatfmt=".0f") + "\n\n" + _roofline_source(m))
+            + "\n\nThe biggest candidate per GPU on a runtime calibrated on that card's generation, at 4 bits or more:\n\n"
+            + fastenough.biggest_sentences(table)
+            + f"\n\nAt the lowest bits whose published perplexity increase (llama.cpp's Llama-3-8B table) is at most "
+            f"{floor:g}:\n\n" + fastenough.biggest_sentences(table, min_bits=0, max_ppl_delta=floor)
+            + "\n\nWhich rows calibrated each runtime on each GPU, and the held-out error of that column:\n\n"
+            + analysis.markdown(fastenough.calibrations(table), floatfmt=".0f") + batch_text
+            + "\n\n" + _roofline_source())
+
+
+def roofline_batch_check() -> str:
+    rows = _roofline_rows("batch_check")
+    if rows.empty:
+        return _roofline_source()
+    summary = (rows.groupby(["dataset", "hardware", "family", "batch_size"])["err_pct"]
+               .agg(["count", "median", "max"]).reset_index()
+               .rename(columns={"count": "rows", "median": "median_err_pct", "max": "worst_err_pct"}))
+    lab = rows[rows["dataset"] == "lab"]
+    cols = ["hardware", "model", "quantization", "batch_size", "measured_tok_s", "predicted_tok_s",
+            "measured_throughput", "predicted_throughput", "err_pct"]
+    return ("Batched rows predicted by the batch-1 calibration of the same runtime and card (weights read once "
+            "a step for the batch, KV per sequence), per sequence; this lab's CPU rows first:\n\n"
+            + analysis.markdown(lab[cols], floatfmt=".3g") + "\n\nAll batched rows, by card and runtime:\n\n"
+            + analysis.markdown(summary, floatfmt=".0f") + "\n\n" + _roofline_source())
 
 
 def roofline_cpu_ladder() -> str:
-    m = _roofline_model()
-    ladder = fastenough.cpu_ladder(m)
+    ladder = _roofline_rows("cpu_ladder")
     if ladder.empty:
-        return "_This machine's peaks are not measured: run `roofline.ipynb`._"
-    return (f"On {m.this_machine().label}, a sample of {fastenough.INPUT_TOKENS} + {fastenough.OUTPUT_TOKENS} "
+        return "_This machine's ladder is not in `roofline.jsonl`: run `roofline.ipynb`._"
+    r0 = ladder.iloc[0]
+    cols = ["model", "quantization", "source", "decode_tok_s", "loo_predicted_tok_s", "loo_err_pct", "prefill_s",
+            "s_per_sample", "max_output_tokens", "memory_gb", "fast_enough"]
+    return (f"On {analysis.machine_label(r0['machine'])}, a call of {int(r0['input_tokens'])} + {int(r0['output_tokens'])} "
             "tokens. Measured rows: decode tok/s from the rows, prefill scaled linearly from the measured "
             "input length, and the leave-one-out prediction beside them (`loo_err_pct`: its error); predicted "
             "rows are marked, their `loo_err_pct` is the median leave-one-out error of their runtime here.\n\n"
-            + analysis.markdown(ladder, floatfmt=".3g"))
+            + analysis.markdown(ladder[[c for c in cols if c in ladder]], floatfmt=".3g"))
 
 
 def roofline_seed_check() -> str:
-    m = _roofline_model()
-    check = calibration.seed_check(m.calibrator)
-    verdicts = calibration.seed_verdicts(check)
+    verdicts = _roofline_rows("seed_verdict")
+    if verdicts.empty:
+        return _roofline_source()
     lines = []
     for column, g in verdicts.groupby("column", sort=False):
-        sup = ", ".join(g.loc[g["supported"], "hypothesis"]) or "none"
-        ruled = [f"{r['hypothesis']} ({r['no_fit']} of {r['cells']} models do not fit, highest implied "
+        sup = ", ".join(g.loc[g["supported"].astype(bool), "hypothesis"]) or "none"
+        ruled = [f"{r['hypothesis']} ({int(r['no_fit'])} of {int(r['cells'])} models do not fit, highest implied "
                  f"efficiency {r['max_implied_eff']:.2f})" for _, r in g.iterrows() if r["plausible"] < r["cells"]]
-        lines.append(f"- **{column}**: consistent with {sup}" + (f"; ruled out: {'; '.join(ruled)}" if ruled else "") + ".")
-    return (f"Implied efficiency = seed tok/s x bytes per token / bandwidth; a cell is plausible when the "
-            f"model fits the GPU's memory and the efficiency is at most {check.attrs['efficiency_ceiling']:.2f}, "
-            "the highest of any published llama.cpp row. `median_factor_off`: how far the calibrated "
-            "prediction is from the seed's numbers (a factor, 1 = equal).\n\n"
-            + analysis.markdown(verdicts, floatfmt=".2f") + "\n\n" + "\n".join(lines)
+        weighed = ", ".join(g.loc[g["with_labels"].astype(bool), "hypothesis"]) if "with_labels" in g else ""
+        lines.append(f"- **{column}**: physics and the calibrated runtime: consistent with {sup}"
+                     + (f"; ruled out: {'; '.join(ruled)}" if ruled else "")
+                     + (f". With the seed's labels (a Kaggle card, the GPU count the label names): **{weighed or 'none'}**"
+                        if "with_labels" in g else "") + ".")
+    cols = ["column", "hypothesis", "cells", "plausible", "no_fit", "max_implied_eff", "median_factor_off", "supported",
+            "kaggle_card", "label_gpu_count_agrees", "with_labels"]
+    cols = [c for c in cols if c in verdicts]
+    return (f"Implied efficiency = seed tok/s x bytes per token / bandwidth; a cell is plausible when the model fits "
+            f"the GPU's memory and the efficiency is at most {verdicts['efficiency_ceiling'].iloc[0]:.2f}, the highest of "
+            "any published llama.cpp row. `median_factor_off`: how far the prediction calibrated on the column's own "
+            "runtime (llama.cpp or bitsandbytes) is from the seed's numbers (a factor, 1 = equal).\n\n"
+            + analysis.markdown(verdicts[cols], floatfmt=".2f") + "\n\n" + "\n".join(lines)
             + "\n\n_Per cell: `calibration.seed_check` (in `roofline.ipynb`); the seed's numbers are in "
             "`shared/data/seed_speeds.yaml` with their source._")
 
@@ -259,6 +315,7 @@ BLOCKS = {
     "roofline_accuracy": roofline_accuracy,
     "roofline_fast_enough": roofline_fast_enough,
     "roofline_cpu_ladder": roofline_cpu_ladder,
+    "roofline_batch_check": roofline_batch_check,
     "roofline_seed_check": roofline_seed_check,
 }
 

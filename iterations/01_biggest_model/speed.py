@@ -27,6 +27,7 @@ models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/mode
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
 quantizations_by_model = {}                          # model: its own transformers quantizations; [] = llama.cpp only
+skip_configs = []                                    # "model backend quantization" to leave out (make run: predicted not to fit the GPU)
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
 dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
 n_threads = 2                                        # CPU threads (llama.cpp and torch)
@@ -47,11 +48,12 @@ from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "models", "backends", "quantizations", mappings=["quantizations_by_model"])  # -p models NAME: [NAME]
+as_lists(globals(), "models", "backends", "quantizations", "skip_configs", mappings=["quantizations_by_model"])  # -p models NAME: [NAME]
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models
-           for c in experiment.model_configs([m], backends, quantizations_by_model.get(m, quantizations))]
+           for c in experiment.model_configs([m], backends, quantizations_by_model.get(m, quantizations))
+           if f"{c['model']} {c['backend']} {c['quantization']}" not in skip_configs]
 
 
 def measure(config):
