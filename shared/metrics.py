@@ -92,9 +92,18 @@ def load_encoder(name: str | None = None, download: bool = False) -> Encoder:
 
 
 def scs(preds: Sequence[str], truths: Sequence[str], encoder: Encoder) -> np.ndarray:
-    """Per-sample cos(emb(pred), emb(truth)) ** 3; the cube keeps the sign of the cosine."""
+    """Per-sample cos(emb(pred), emb(truth)) ** 3, shape (n,); the cube keeps the sign of the
+    cosine. Every prediction and truth must be text (LabError naming the first that is not)."""
+    preds, truths = list(preds), list(truths)
     if len(preds) != len(truths):
         raise LabError(f"{len(preds)} predictions but {len(truths)} truths; they must pair up")
+    for what, values in (("prediction", preds), ("truth", truths)):
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+        if bad is not None:
+            raise LabError(f"{what} {bad} is {type(values[bad]).__name__} {values[bad]!r}, not "
+                           f"text, and would be scored as the words {str(values[bad])!r}. Pass "
+                           "predictions through metrics.clean_predictions (a missing one becomes "
+                           "FALLBACK_PROMPT and is counted) and drop rows without a truth")
     if not len(preds):
         return np.zeros(0)
     a, b = encoder.embed(preds), encoder.embed(truths)
@@ -147,11 +156,24 @@ def summarize(df, by: str = "strategy"):
     return pd.DataFrame(rows)
 
 
+def is_missing(value) -> bool:
+    """Whether `value` is a missing prediction: None, a blank string, or a missing scalar of
+    numpy / pandas (NaN of any float type, pd.NA, NaT), as a DataFrame column holds it."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    import pandas as pd
+    return bool(pd.api.types.is_scalar(value) and pd.isna(value))
+
+
 def clean_predictions(preds: Sequence[str | None]) -> tuple[list[str], int]:
-    """Predictions with None / empty / blank replaced by FALLBACK_PROMPT, and how many were."""
+    """Predictions with every missing one (is_missing: None, NaN, pd.NA, NaT, empty or blank
+    text) replaced by FALLBACK_PROMPT, and how many were. A missing value is never scored as
+    the words "nan" or "<NA>"."""
     out, replaced = [], 0
     for p in preds:
-        if p is None or not str(p).strip():
+        if is_missing(p):
             out.append(FALLBACK_PROMPT)
             replaced += 1
         else:

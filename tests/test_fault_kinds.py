@@ -72,3 +72,62 @@ def test_a_resumed_submission_keeps_the_row_written_after_a_torn_one(tmp_path):
         summary = submit.run(csv, **kw)
     assert (summary["computed"], summary["resumed"]) == (1, 3)  # only d is left
     assert json.loads(submit.sidecar(out).read_text().splitlines()[-1])["id"] == "d"
+
+
+# --- 17.11 a missing prediction is the fallback, never the words "nan" or "<NA>" ------------------
+
+MISSING = [None, float("nan"), "", "  \n", pd.NA, pd.NaT]
+
+
+def _missing_kinds():
+    import numpy as np
+    return [*MISSING, np.nan, np.float32("nan"), np.float16("nan"), np.datetime64("NaT"),
+            __import__("decimal").Decimal("NaN")]
+
+
+def test_every_missing_value_becomes_the_fallback_and_is_counted():
+    from shared import metrics
+    kinds = _missing_kinds()
+    preds, n = metrics.clean_predictions(["Make it rhyme.", *kinds, "nan", "None", 0])
+    assert preds == ["Make it rhyme."] + [metrics.FALLBACK_PROMPT] * len(kinds) + ["nan", "None", "0"]
+    assert n == len(kinds)  # the text "nan" someone typed stays a prediction
+
+
+@pytest.mark.parametrize("dtype", [object, "string", "str"])
+def test_a_dataframe_column_with_missing_cells_is_cleaned(dtype):
+    from shared import metrics
+    column = pd.Series(["Make it formal.", None, "", float("nan")], dtype=dtype)
+    assert metrics.clean_predictions(column) == (["Make it formal."] + [metrics.FALLBACK_PROMPT] * 3, 3)
+
+
+def test_read_back_rows_with_null_predictions_are_cleaned(tmp_path):
+    from shared import metrics
+    results.append(tmp_path / "t.jsonl", [{"prediction": "Shorten it."}, {"prediction": None}, {"x": 1}])
+    preds, n = metrics.clean_predictions(results.read(tmp_path / "t.jsonl")["prediction"])
+    assert (preds, n) == (["Shorten it.", metrics.FALLBACK_PROMPT, metrics.FALLBACK_PROMPT], 2)
+
+
+@pytest.mark.parametrize("bad", [None, float("nan"), pd.NA, 3])
+def test_scoring_refuses_what_is_not_text_before_embedding(bad):
+    from shared import metrics
+    from shared.catalog import LabError
+
+    class NoEncoder:  # the check comes first: nothing is embedded
+        name = "none"
+
+        def embed(self, texts):
+            raise AssertionError("embedded a value that is not text")
+
+    with pytest.raises(LabError, match="clean_predictions"):
+        metrics.scs(["Make it formal.", bad], ["Make it formal.", "Make it rhyme."], NoEncoder())
+    with pytest.raises(LabError, match="truth 0"):
+        metrics.scs(["Make it formal."], pd.Series([bad], dtype=object), NoEncoder())
+
+
+def test_a_cleaned_column_scores_as_the_fallback_on_the_real_encoder():
+    from shared import metrics
+    enc = metrics.load_encoder("all-MiniLM-L6-v2")
+    column = pd.Series(["Make it formal.", float("nan")])
+    preds, _ = metrics.clean_predictions(column)
+    truth = ["Make it formal.", "Improve this text."]
+    assert metrics.scs(preds, truth, enc) == pytest.approx([1.0, 1.0], abs=1e-5)
