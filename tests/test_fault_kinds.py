@@ -131,3 +131,58 @@ def test_a_cleaned_column_scores_as_the_fallback_on_the_real_encoder():
     preds, _ = metrics.clean_predictions(column)
     truth = ["Make it formal.", "Improve this text."]
     assert metrics.scs(preds, truth, enc) == pytest.approx([1.0, 1.0], abs=1e-5)
+
+
+# --- 17.4 the lab reads every CSV it writes, whatever the length of a cell ------------------------
+
+LONG_CELLS = {
+    "ascii": "word " * 40_000,                         # 200,000 characters (the report)
+    "limit": "x" * 131_072, "limit+1": "x" * 131_073,  # csv's default field_size_limit and one more
+    "cjk": "漢字かな交じり文" * 25_000,                   # 3 bytes a character
+    "emoji": "🦜" * 150_000,                            # 4 bytes a character, 600 kB
+    "arabic, quoted newlines, CRLF": ("نص عربي, \"مقتبس\"\r\nسطر جديد\n" * 8_000),
+}
+
+
+@pytest.mark.parametrize("kind", LONG_CELLS)
+def test_a_long_cell_written_by_write_csv_reads_back(tmp_path, kind):
+    import csv
+
+    from shared import dataio
+    long = LONG_CELLS[kind]
+    pairs = pd.DataFrame({"id": ["007", "b"], "original_text": [long, "short"],
+                          "rewritten_text": ["Short.", long], "rewrite_prompt": [long[:140_000], "p"]})
+    path = dataio.write_csv(pairs, tmp_path / "long.csv")
+    limit = csv.field_size_limit()
+    back = dataio.read_pairs(path)
+    assert back.equals(pairs) and csv.field_size_limit() == limit  # the global limit is restored
+    assert pd.read_csv(path, dtype=str, keep_default_na=False).equals(pairs)  # pandas agrees
+
+
+def test_submit_accepts_a_long_cell_as_csv_like_as_json_lines(tmp_path):
+    from shared import dataio
+    pairs = pd.DataFrame({"id": ["a", "b"], "original_text": ["word " * 40_000, "Short."],
+                          "rewritten_text": ["Short.", "Shorter."]})
+    for name in ("long.csv", "long.jsonl"):
+        path = tmp_path / name
+        if name.endswith(".csv"):
+            dataio.write_csv(pairs, path)
+        else:
+            results.append(path, pairs.to_dict("records"))
+        out = tmp_path / f"{name}.submission.csv"
+        assert submit.main([str(path), "--strategy", "fixed_prompt", "--out", str(out)]) == 0
+        assert pd.read_csv(out)["id"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_csv_with_a_byte_order_mark_reads_in_its_encoding(tmp_path, encoding):
+    """pandas and Excel write UTF-16 with a BOM; it was refused as 'not a text file'."""
+    import codecs
+
+    from shared import dataio
+    pairs = pd.DataFrame({"id": ["1", "2"], "original_text": ["Grüße, 漢字 🦜", "x" * 140_000],
+                          "rewritten_text": ["b", "c"]})
+    path = tmp_path / "pairs.csv"
+    bom = {"utf-16-be": codecs.BOM_UTF16_BE}.get(encoding, b"")  # the -be codec writes none
+    path.write_bytes(bom + pairs.to_csv(index=False).encode(encoding))
+    assert dataio.read_pairs(path).equals(pairs)
