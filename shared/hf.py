@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
-from . import catalog, tokens
+from . import catalog, machine, tokens
 from .loading import LoadedModel
 from .timing import TimedOutput, clock
 
@@ -192,8 +192,10 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
         from_cache = not converted
     cuda = torch.cuda.is_available() and device_map != "cpu"
     torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if cuda else torch.float32)
-    if n_threads:
-        torch.set_num_threads(n_threads)
+    # torch's own default counts the CPUs of the box; unset, use no more than this process may
+    # run on (machine.usable_cpus: its affinity)
+    n_threads = n_threads or min(torch.get_num_threads(), machine.usable_cpus())
+    torch.set_num_threads(n_threads)
     kwargs = {"dtype": torch_dtype}
     qconfig = quantization_config(quantization, torch_dtype)
     if qconfig is not None:
@@ -206,5 +208,4 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
     load_s = time.perf_counter() - t0
-    return HFModel(spec, model, tokenizer, quantization, load_s, from_cache,
-                   n_threads or torch.get_num_threads(), gguf_path)
+    return HFModel(spec, model, tokenizer, quantization, load_s, from_cache, n_threads, gguf_path)

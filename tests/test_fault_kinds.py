@@ -340,3 +340,46 @@ def test_the_notebook_stops_at_a_mistyped_set_before_loading_anything(tmp_path):
                                    cwd=REPO, progress_bar=False, kernel_name="python3",
                                    parameters={"validation_set": "validation_qwem", "results_dir": str(RES)})
     assert e.value.ename == "LabError" and "did you mean 'validation_qwen'" in e.value.evalue
+
+
+# --- 17.6 default thread counts follow the CPU affinity -------------------------------------------
+
+AFFINITY_CHILD = """
+import json, os, sys
+os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # as taskset -c N would
+from shared import loading, machine, peaks
+llama = loading.load("smollm2-135m-instruct", "llama_cpp")
+hf = loading.load("smollm2-135m-instruct", "transformers")
+import torch
+row = peaks.measure(array_mb=8, matmul_n=64, repetitions=1)
+info = machine.info()
+print(json.dumps({"llama": [llama.n_threads, llama.n_threads_batch], "hf": hf.n_threads,
+                  "torch": torch.get_num_threads(), "peaks": row["threads"],
+                  "usable": info["cpus_usable"], "machine": info["machine"]}))
+"""
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs two usable CPUs")
+def test_default_threads_follow_a_restricted_affinity():
+    """Under taskset -c 0 on a 2-core machine llama.cpp took 2 threads and decoded at 82-86 tok/s
+    against 144-145 with one. A child process limited to one CPU must default to one thread
+    everywhere (llama.cpp n_threads and n_threads_batch, torch, peaks, the machine's info)."""
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", AFFINITY_CHILD], cwd=REPO, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["llama"] == [1, 1] and seen["hf"] == 1 and seen["torch"] == 1 and seen["peaks"] == 1
+    assert seen["usable"] == 1 and f"{os.cpu_count()} cores, 1 usable" in seen["machine"]
+
+
+def test_the_full_affinity_keeps_the_machine_label():
+    """Committed rows are matched by label: with every CPU usable it reads as before."""
+    import os
+
+    from shared import machine
+    if machine.usable_cpus() == os.cpu_count():
+        assert machine.info()["machine"].endswith(f"({os.cpu_count()} cores)")
+    assert machine.usable_cpus() == len(os.sched_getaffinity(0))
