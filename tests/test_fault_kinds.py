@@ -4,6 +4,7 @@ affinity, the encoder's label, validation-set names and paths, papermill's param
 missing predictions."""
 import json
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -383,3 +384,93 @@ def test_the_full_affinity_keeps_the_machine_label():
     if machine.usable_cpus() == os.cpu_count():
         assert machine.info()["machine"].endswith(f"({os.cpu_count()} cores)")
     assert machine.usable_cpus() == len(os.sched_getaffinity(0))
+
+
+# --- 17.3 two first loads build a cache entry once; a failed build leaves nothing ----------------
+
+CONVERT_CHILD = """
+import json
+from shared import catalog, hf
+spec = catalog.get("smollm2-135m-instruct")
+folder, converted = hf.convert_gguf(spec, catalog.resolve(spec))
+print(json.dumps({"converted": converted, "folder": str(folder)}))
+"""
+
+
+@pytest.mark.slow
+def test_two_first_conversions_at_once_convert_once(tmp_path):
+    """The reported case: two first loads with an empty PRL_CACHE; one failed with 'Directory not
+    empty' from os.replace and a 517 MB .tmp-<pid> folder stayed. The second now waits for the
+    first and reuses its folder."""
+    import os
+    import subprocess
+    import sys
+    env = {**os.environ, "PRL_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    children = [subprocess.Popen([sys.executable, "-c", CONVERT_CHILD], cwd=REPO, env=env, text=True,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [child.communicate(timeout=900) for child in children]
+    assert [c.returncode for c in children] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    seen = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
+    assert sorted(s["converted"] for s in seen) == [False, True]  # converted once, reused once
+    assert seen[0]["folder"] == seen[1]["folder"]
+    hf_cache = tmp_path / "cache" / "hf"
+    assert sorted(p.name for p in hf_cache.iterdir()) == sorted([Path(seen[0]["folder"]).name,
+                                                                  Path(seen[0]["folder"]).name + ".lock"])
+    assert (Path(seen[0]["folder"]) / "config.json").is_file()
+
+
+def test_a_failed_build_leaves_no_temporary_and_no_entry(tmp_path):
+    from shared import catalog
+    target = tmp_path / "hf" / "model-abc"
+    with pytest.raises(RuntimeError):
+        with catalog.building(target) as tmp:
+            tmp.mkdir()
+            (tmp / "model.safetensors").write_bytes(b"half")
+            raise RuntimeError("killed by the OOM killer")
+    assert not target.exists() and not list(target.parent.glob("*.tmp-*"))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C too, and a file entry (an assembled GGUF)
+        with catalog.building(tmp_path / "gguf" / "m.gguf") as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert sorted(p.name for p in (tmp_path / "gguf").iterdir()) == ["m.gguf.lock"]
+
+
+def test_the_leftovers_of_a_killed_build_are_removed_by_the_next(tmp_path):
+    from shared import catalog
+    target = tmp_path / "hf" / "model-abc"
+    (tmp_path / "hf" / "model-abc.tmp-99999").mkdir(parents=True)   # a build killed with SIGKILL
+    (tmp_path / "hf" / "model-abc.tmp-99999" / "model.safetensors").write_bytes(b"x" * 1000)
+    (tmp_path / "hf" / "model-abcd.tmp-1").mkdir()                   # another entry's: kept
+    with catalog.building(target) as tmp:
+        tmp.mkdir()
+        (tmp / "config.json").write_text("{}")
+        __import__("os").replace(tmp, target)
+    assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == [
+        "model-abc", "model-abc.lock", "model-abcd.tmp-1"]
+
+
+def test_a_second_builder_waits_for_the_first(tmp_path):
+    """flock conflicts between two open files even in one process: a thread shows the order."""
+    import threading
+
+    from shared import catalog
+    target, order, inside = tmp_path / "entry", [], threading.Event()
+
+    def first():
+        with catalog.building(target) as tmp:
+            inside.set()
+            order.append("first in")
+            tmp.write_text("done")
+            __import__("time").sleep(0.5)
+            __import__("os").replace(tmp, target)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait()
+    with catalog.building(target):
+        order.append("second in")
+        assert target.read_text() == "done"
+    thread.join()
+    assert order == ["first in", "first out", "second in"]
+
