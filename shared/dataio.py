@@ -9,11 +9,15 @@ training data, `rewrite_prompt`; a submission has `id` and `rewrite_prompt`.
 
 Every problem with a file is a LabError naming the row and the column (rows are counted from 1,
 the header not included): a missing column, an empty or non-text cell, a duplicate id, a file
-that is not CSV, bytes that are not UTF-8. Writing goes to a temporary file in the same folder,
-then one rename, so a failure never leaves a half-written file behind.
+that is not CSV, bytes that are not UTF-8 (UTF-16 and UTF-32 are read when the file starts with
+their byte-order mark). A cell may be as long as the file: csv's own field_size_limit (131072
+characters) is lifted while reading, since write_csv (pandas) writes longer cells. Writing goes
+to a temporary file in the same folder, then one rename, so a failure never leaves a
+half-written file behind.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -35,8 +39,21 @@ class DataFileError(LabError):
     """A data file the lab cannot read as rewrite pairs; the message names row and column."""
 
 
+# a file that starts with one of these byte-order marks is in that encoding (Excel and pandas
+# write UTF-16 with a BOM); UTF-32's little-endian mark begins with UTF-16's, so it comes first
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def _decode(path: Path) -> str:
     raw = path.read_bytes()
+    codec = next((codec for bom, codec in BOMS if raw.startswith(bom)), None)
+    if codec is not None:
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError as e:
+            raise DataFileError(f"{path}: starts with a {codec.upper()} byte-order mark but byte "
+                                f"{e.start} is not {codec.upper()}; save the file as UTF-8") from e
     if b"\x00" in raw[:65536]:
         raise DataFileError(f"{path}: not a text file (it holds NUL bytes); expected a CSV with "
                             f"columns {', '.join(REQUIRED)}")
@@ -52,12 +69,18 @@ def _read_csv(path: Path, text: str) -> pd.DataFrame:
     if not text.strip():
         raise DataFileError(f"{path}: the file is empty; expected a CSV header "
                             f"{','.join(REQUIRED)}")
+    # csv refuses a cell over its field_size_limit (131072 characters by default), which a long
+    # original_text passes and write_csv (pandas) writes; no cell is longer than the whole text
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
     try:
         # csv parses quoting strictly and keeps every cell as text ("NA", "null" are prompts too)
         records = list(csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as e:
         raise DataFileError(f"{path}: not a readable CSV ({e}); expected comma-separated columns "
                             f"{', '.join(REQUIRED)} with a header row") from e
+    finally:
+        csv.field_size_limit(limit)
     header, rows = records[0], [r for r in records[1:] if r]
     if not set(REQUIRED) & set(header):
         raise DataFileError(f"{path}: not a CSV with columns {', '.join(REQUIRED)}: the header "

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
-from . import catalog, tokens
+from . import catalog, machine, tokens
 from .loading import LoadedModel
 from .timing import TimedOutput, clock
 
@@ -31,25 +31,30 @@ def convert_gguf(spec: catalog.ModelSpec, gguf_path: Path) -> tuple[Path, bool]:
     """The cached transformers folder for a GGUF file, converting it first if needed.
 
     Returns (folder, converted_now). The folder is written under a temporary name and renamed,
-    so an interrupted conversion never leaves a half-written cache entry.
+    so an interrupted conversion never leaves a half-written cache entry (nor its temporary
+    folder, on any exception), and two processes converting the same file at once convert it
+    once: the second waits for the first and reuses its folder (catalog.building).
     """
     target = gguf_cache_folder(spec, gguf_path)
     if (target / "config.json").exists():
         return target, False
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                 dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    # the model is marked as GGUF-quantized and save_pretrained refuses it; the weights are
-    # plain dequantized tensors by now, so the marker can go
-    model.hf_quantizer = None
-    model.is_quantized = False
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, target)
+    with catalog.building(target) as tmp:
+        if (target / "config.json").exists():  # converted by another process while this one waited
+            return target, False
+        if target.exists():  # a folder without config.json is not a finished conversion
+            shutil.rmtree(target)
+        model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                     dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        # the model is marked as GGUF-quantized and save_pretrained refuses it; the weights are
+        # plain dequantized tensors by now, so the marker can go
+        model.hf_quantizer = None
+        model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
     return target, True
 
 
@@ -192,8 +197,10 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
         from_cache = not converted
     cuda = torch.cuda.is_available() and device_map != "cpu"
     torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if cuda else torch.float32)
-    if n_threads:
-        torch.set_num_threads(n_threads)
+    # torch's own default counts the CPUs of the box; unset, use no more than this process may
+    # run on (machine.usable_cpus: its affinity)
+    n_threads = n_threads or min(torch.get_num_threads(), machine.usable_cpus())
+    torch.set_num_threads(n_threads)
     kwargs = {"dtype": torch_dtype}
     qconfig = quantization_config(quantization, torch_dtype)
     if qconfig is not None:
@@ -206,5 +213,4 @@ def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None 
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
     tokenizer = AutoTokenizer.from_pretrained(source)
     load_s = time.perf_counter() - t0
-    return HFModel(spec, model, tokenizer, quantization, load_s, from_cache,
-                   n_threads or torch.get_num_threads(), gguf_path)
+    return HFModel(spec, model, tokenizer, quantization, load_s, from_cache, n_threads, gguf_path)

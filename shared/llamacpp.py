@@ -10,13 +10,12 @@ prefix shared with the previous call (reuse_prefix=True, for few-shot preambles)
 from __future__ import annotations
 
 import functools
-import os
 import time
 from typing import Sequence
 
 import numpy as np
 
-from . import catalog, tokens
+from . import catalog, machine, tokens
 from .loading import LoadedModel
 from .timing import TimedOutput, clock
 
@@ -142,10 +141,11 @@ def load(spec: catalog.ModelSpec, n_threads: int | None = None, n_threads_batch:
          n_gpu_layers: int = 0, n_ctx: int | None = None, flash_attn: bool | None = None,
          n_batch: int | None = None, n_ubatch: int | None = None) -> LlamaCppModel:
     """Load a GGUF file; unset options take llama-bench's defaults (LLAMA_BENCH_DEFAULTS),
-    threads default to every core (os.cpu_count())."""
+    n_threads defaults to the CPUs this process may use (machine.usable_cpus: its affinity,
+    not os.cpu_count()) and n_threads_batch to n_threads."""
     from llama_cpp import Llama
     path = catalog.resolve(spec)
-    n_threads = n_threads or os.cpu_count()
+    n_threads = n_threads or machine.usable_cpus()
     n_threads_batch = n_threads_batch or n_threads
     flash_attn = LLAMA_BENCH_DEFAULTS["flash_attn"] if flash_attn is None else flash_attn
     t0 = time.perf_counter()

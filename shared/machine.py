@@ -37,6 +37,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: its affinity mask (taskset, a container's
+    cpuset, a scheduler's allotment), not os.cpu_count(), which counts every CPU of the box.
+    Every default thread count of the lab is this number: more threads than usable CPUs take
+    turns on them, and llama.cpp's spinning threads then decode slower than one thread."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity call (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 def gpu_names() -> list[str]:
     """Names of the visible CUDA devices; empty without torch or CUDA."""
     try:
@@ -116,13 +127,16 @@ def version(package: str) -> str:
 def _static_info() -> dict:
     gpus = gpu_names()
     cpu = cpu_model()
+    usable = usable_cpus()
+    cores = f"{os.cpu_count()} cores" + (f", {usable} usable" if usable != os.cpu_count() else "")
     info = {
         "machine": (f"{len(gpus)}x{gpus[0]}" if len(gpus) > 1 else gpus[0]) if gpus
-                   else f"CPU {cpu} ({os.cpu_count()} cores)",
+                   else f"CPU {cpu} ({cores})",  # a run limited to fewer CPUs is another machine
         "hostname": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
         "gpus": ", ".join(gpus),
         "python": platform.python_version(),
         "git_commit": git_commit(),

@@ -59,8 +59,11 @@ def memory_total_gb() -> float | None:
     return None
 
 
-def measure(threads: int = 2, array_mb: int = 512, matmul_n: int = 2048, repetitions: int = 5) -> dict:
-    """One row: this machine's bandwidth and fp32 matmul peak with `threads` threads."""
+def measure(threads: int | None = None, array_mb: int = 512, matmul_n: int = 2048,
+            repetitions: int = 5) -> dict:
+    """One row: this machine's bandwidth and fp32 matmul peak with `threads` threads (unset:
+    the CPUs this process may use, machine.usable_cpus)."""
+    threads = threads or machine.usable_cpus()
     return {**machine.info(), "threads": threads, **stream(threads, array_mb, repetitions),
             **matmul(threads, matmul_n, repetitions), "memory_total_gb": memory_total_gb(),
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""), "repetitions": repetitions,
@@ -74,11 +77,13 @@ def contended(row: dict) -> bool:
     return float(row.get("load_avg_1min") or 0) > float(row["threads"]) + 1
 
 
-def ensure(path: str | Path, threads: int = 2, redo: bool = False, **kwargs) -> list[dict]:
+def ensure(path: str | Path, threads: int | None = None, redo: bool = False, **kwargs) -> list[dict]:
     """Every machine's peaks in `path` (see rows), measuring this machine first unless it
     already has an uncontended row with these threads measured by this checkout (like
     shared.experiment.run skips done configurations: a fresh clone measures its own; a
-    measurement taken on shared cores is taken again)."""
+    measurement taken on shared cores is taken again). threads unset: the CPUs this process
+    may use (machine.usable_cpus)."""
+    threads = threads or machine.usable_cpus()
     info = machine.info()
     mine = [r for r in rows(path, checkout=info["checkout"])
             if r["machine"] == info["machine"] and r["threads"] == threads]

@@ -2,7 +2,8 @@
 
 Each row is one measured instance (every parameter, the machine, the measurements). A row is
 written with a single O_APPEND write and fsync, so a run that is interrupted keeps every row it
-already wrote, and a torn last line (power cut mid-write) is skipped on reading, never fatal.
+already wrote, and a torn last line (power cut mid-write) is skipped on reading, never fatal;
+the next append starts a fresh line after it, so the torn line never swallows a new row.
 """
 from __future__ import annotations
 
@@ -44,12 +45,20 @@ def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | No
         if run_id is not None:
             row.setdefault("run_id", run_id)
         line = (json.dumps(row, default=str) + "\n").encode()
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            if not _ends_a_line(fd):
+                line = b"\n" + line  # close a torn last line: this row must not join it
             os.write(fd, line)
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _ends_a_line(fd: int) -> bool:
+    """Whether the file open at `fd` is empty or ends in a newline (not in a torn line)."""
+    size = os.fstat(fd).st_size
+    return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
 
 
 def read(path: str | Path) -> pd.DataFrame:
@@ -60,12 +69,18 @@ def read(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame()
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    # a torn write can end in half a UTF-8 character or in NUL bytes (a crash before the data
+    # reached the disk): decode leniently, split on "\n" only (the writer's separator)
+    for number, line in enumerate(path.read_bytes().decode("utf-8", errors="replace").split("\n"), 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:  # a line that is not a JSON object (a torn write, stray bytes) is never a row
             warnings.warn(f"{path}:{number}: skipped a torn line (interrupted write)")
     return pd.DataFrame(rows)
 

@@ -3,12 +3,18 @@
 Kaggle gives no training pairs, so we make them: validation_sources.yaml holds 36 texts (by
 genre) and 30 rewrite prompts (by kind); `pairs` picks a reproducible, evenly spread sample of
 (text, prompt) combinations and `make_rows` asks a model to do each rewrite, one row per pair
-with everything needed to trace it (model, runtime, seed, commit, machine).
+with everything needed to trace it (model, runtime, seed, commit, machine). `set_table` and
+`load_set` turn what a user types for a set (a name, a file path) into its file, or a LabError
+saying what exists, before any model or encoder is loaded.
 """
 from __future__ import annotations
 
+import difflib
+import json
 import math
+import os
 import random
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,10 +22,12 @@ from typing import Iterator, Sequence
 import yaml
 from tqdm.auto import tqdm
 
-from . import machine, timing
+from . import dataio, machine, results, timing
 from .catalog import LabError
 
 SOURCES_FILE = Path(__file__).with_name("data") / "validation_sources.yaml"
+LAB_COLUMNS = ("original", "rewritten", "prompt")  # a set's rows as make_rows writes them
+FILE_SUFFIXES = (".csv", *dataio.JSONL_SUFFIXES)    # a competition file, in any letter case
 
 
 def load_sources() -> tuple[list[dict], list[dict]]:
@@ -123,3 +131,95 @@ def split_by_prompt(prompts: Sequence[str], held_out_fraction: float, seed: int,
     n_held = min(max(1, round(held_out_fraction * len(order))), len(order) - 1)
     held = set(order[:n_held])  # at least one prompt on each side; a single prompt stays in train
     return [p in held for p in prompts]
+
+
+def _lab_sets(results_dir: Path) -> list[str]:
+    """Names of the validation sets in `results_dir`: JSON-lines files whose first row has the
+    columns make_rows writes."""
+    names = []
+    for path in sorted(Path(results_dir).glob("*.jsonl")):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                first = json.loads(f.readline())
+        except (OSError, ValueError):
+            continue
+        if isinstance(first, dict) and set(LAB_COLUMNS) <= set(first):
+            names.append(path.stem)
+    return names
+
+
+def _available(results_dir: Path, typed: str = "") -> str:
+    names = _lab_sets(results_dir)
+    close = difflib.get_close_matches(typed.lower(), [n.lower() for n in names], n=1, cutoff=0.6)
+    hint = f"did you mean {next(n for n in names if n.lower() == close[0])!r}? " if close else ""
+    return (f"{hint}Sets in {results_dir}: {', '.join(names) or 'none'} (make one with "
+            "make_validation_set.ipynb), or give the path of a competition CSV / JSON-lines file "
+            "with a rewrite_prompt column")
+
+
+def set_table(set_name: str, results_dir: str | os.PathLike) -> Path:
+    """`<results_dir>/<set_name>.jsonl`, the file of a validation set (it need not exist yet).
+
+    LabError unless `set_name` is a plain name: not blank, no folder, no file suffix."""
+    results_dir = Path(results_dir)
+    if not isinstance(set_name, str) or not set_name.strip():
+        raise LabError(f"the set name is {set_name!r}; give a name such as 'validation_smollm2'")
+    if not re.fullmatch(r"[\w.-]+", set_name) or Path(set_name).suffix.lower() in FILE_SUFFIXES:
+        raise LabError(f"set name {set_name!r} is not a plain name (letters, digits, '_', '-', '.'; "
+                       f"no folder, no {'/'.join(FILE_SUFFIXES)} suffix): the set is the file "
+                       f"{results_dir}/<name>.jsonl, e.g. 'validation_smollm2'")
+    return results_dir / f"{set_name}.jsonl"
+
+
+def _find_file(typed: str, results_dir: Path) -> Path:
+    path = Path(typed).expanduser()
+    tried = [path] if path.is_absolute() else [Path.cwd() / path, machine.REPO / path, results_dir / path]
+    for candidate in tried:
+        if candidate.is_file():
+            return candidate
+    raise LabError(f"validation set {typed!r}: no such file (looked for "
+                   f"{', '.join(str(t) for t in dict.fromkeys(tried))}). "
+                   + _available(results_dir, path.stem))
+
+
+def _usable(rows, source: str):
+    missing = [c for c in LAB_COLUMNS if c not in rows]
+    if missing:
+        raise LabError(f"{source}: not a validation set (no column {', '.join(missing)}); "
+                       "make one with make_validation_set.ipynb")
+    error = rows["error"] if "error" in rows else None
+    ok = rows["rewritten"].map(lambda t: isinstance(t, str) and bool(t.strip()))
+    if error is not None:
+        ok &= error.isna()
+    if not ok.any():
+        raise LabError(f"{source}: none of its {len(rows)} rows has a rewrite (every one failed "
+                       "or is blank); make the set again (make_validation_set.ipynb, redo=True)")
+    return rows[ok].reset_index(drop=True)
+
+
+def load_set(validation_set: str | os.PathLike, results_dir: str | os.PathLike):
+    """(pairs, set_name): the pairs a notebook scores, from what a user types for a set.
+
+    `validation_set` is a set name (`<results_dir>/<name>.jsonl`, made by make_validation_set)
+    or the path of a competition file with a rewrite_prompt column (.csv, .jsonl, .ndjson in
+    any letter case), relative to the working directory, the repository or `results_dir`.
+    pairs is a DataFrame in the lab's columns (original, rewritten, prompt, and id or text_id,
+    prompt_id, kind, split when the set has them), failed rewrites left out; set_name is the
+    name or the file's stem. LabError, naming the sets that exist, for a name or path that
+    does not, a file that is not a set, or a set without one usable row.
+    """
+    results_dir = Path(results_dir)
+    typed = str(validation_set).strip() if isinstance(validation_set, (str, os.PathLike)) else ""
+    if not typed:
+        raise LabError(f"validation_set is {validation_set!r}; " + _available(results_dir))
+    path = Path(typed)
+    if path.suffix.lower() in FILE_SUFFIXES or len(path.parts) > 1:
+        found = _find_file(typed, results_dir)
+        if found.suffix.lower() in dataio.JSONL_SUFFIXES and found.stem in _lab_sets(found.parent):
+            return _usable(results.read(found), str(found)), found.stem  # a set made by the lab
+        pairs = dataio.read_pairs(found, required=(*dataio.REQUIRED, dataio.PROMPT))
+        return dataio.to_lab(pairs), found.stem
+    table = set_table(typed, results_dir)
+    if not table.is_file():
+        raise LabError(f"validation set {typed!r}: there is no {table}. " + _available(results_dir, typed))
+    return _usable(results.read(table), str(table)), typed

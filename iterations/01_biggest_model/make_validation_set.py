@@ -51,7 +51,7 @@ from IPython.display import Markdown, display
 from shared import analysis, dataio, loading, results, validation
 from shared.machine import REPO
 
-TABLE = REPO / results_dir / f"{set_name}.jsonl"
+TABLE = validation.set_table(set_name, REPO / results_dir)  # a plain name, checked
 CSV = TABLE.with_suffix(".csv")
 existing = results.read(TABLE)
 if not redo and len(existing) >= n_samples:

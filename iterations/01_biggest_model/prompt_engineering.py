@@ -51,11 +51,9 @@ results_dir = "res/01_biggest_model"  # relative to the repository root
 redo = False                          # score strategies already done here
 
 # %%
-from pathlib import Path
-
 from IPython.display import Markdown, display
 
-from shared import (analysis, dataio, experiment, loading, machine, mean_prompt, metrics, plots,
+from shared import (analysis, experiment, loading, machine, mean_prompt, metrics, plots,
                     prompts, results, validation)
 from shared.machine import REPO
 from shared.params import as_lists
@@ -63,13 +61,7 @@ from shared.params import as_lists
 as_lists(globals(), "strategies")  # -p strategies NAME means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "prompt_engineering.jsonl"
-if validation_set.endswith((".csv", ".jsonl")) and Path(validation_set).exists():
-    pairs = dataio.to_lab(dataio.read_pairs(validation_set))   # a competition file with rewrite_prompt
-    set_name = Path(validation_set).stem
-else:
-    pairs = results.read(RESULTS / f"{validation_set}.jsonl")
-    pairs = pairs[pairs["error"].isna() & pairs["rewritten"].str.strip().ne("")].reset_index(drop=True)
-    set_name = validation_set
+pairs, set_name = validation.load_set(validation_set, RESULTS)  # a set name or a competition file
 if "split" not in pairs:
     held = validation.split_by_prompt(pairs["prompt"].tolist(), held_out_fraction, split_seed,
                                       groups=pairs["kind"].tolist() if "kind" in pairs else None)
@@ -144,7 +136,7 @@ def measure(config):
     preds, _ = metrics.clean_predictions([r["prediction"] for r in rows])
     scores = metrics.scs(preds, held_out["prompt"].tolist(), enc)
     for r, p, pred, s in zip(rows, held_out.itertuples(), preds, scores):
-        yield {**r, "prediction": pred, "blank_replaced": not r["prediction"].strip(),
+        yield {**r, "prediction": pred, "blank_replaced": metrics.is_missing(r["prediction"]),
                "truth": p.prompt, "pair": p.pair, "kind": getattr(p, "kind", None),
                "split": "held_out", "scs": float(s), "encoder": enc.name,
                "validation_set": set_name, "mean_prompt": search.prompt,

@@ -26,7 +26,7 @@
 models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/models.yaml) or paths
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
-quantizations_by_model = {}                          # model: its own transformers quantizations; [] = llama.cpp only
+quantizations_by_model = {}                          # model: its own transformers quantizations; []: llama.cpp only
 skip_configs = []                                    # "model backend quantization" to leave out (make run: predicted not to fit the GPU)
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
 dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
