@@ -51,10 +51,13 @@ MARGIN_HOURS = 0.5
 DEADLINE_HOURS = BUDGET_HOURS - MARGIN_HOURS
 # The settings that change a prediction for a given pair, strategy and model: part of every
 # sidecar row's key (settings_hash), so a resumed run never keeps answers made with other
-# ones. reuse_prefix is not among them: it keeps the KV state of the same prompt tokens, and
-# the answers it gives are the ones without it (tests/test_submit.py checks that).
-SETTINGS = ("max_new_tokens", "max_text_tokens", "batch_size", "device", "n_gpu_layers",
-            "device_map", "dtype", "quantization")
+# ones. reuse_prefix is among them: llama.cpp then attends over a KV cache whose size depends
+# on the pair before, and Qwen2.5-Coder-1.5B's few-shot answers to 2 of 12 held-out pairs of
+# validation_qwen differed between two runs with the same 295 reused tokens (text_cut.jsonl at
+# 384 tokens against prompt_engineering.jsonl). n_threads and n_ctx are not: they change speed
+# and which prompts fit, not the answer a prompt gets.
+SETTINGS = ("max_new_tokens", "max_text_tokens", "batch_size", "reuse_prefix", "device",
+            "n_gpu_layers", "device_map", "dtype", "quantization")
 
 
 def sidecar(out: str | os.PathLike) -> Path:
@@ -153,8 +156,10 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
     if uses_model:
         resolved, device_note = loading.resolve_device(backend, device)  # cuda without a GPU fails here
         opts = loading.device_options(backend, resolved, n_threads)
+        reuse_prefix = reuse_prefix and backend == "llama_cpp" and batch_size == 1  # where it applies
         settings = {"max_new_tokens": max_new_tokens, "max_text_tokens": max_text_tokens,
-                    "batch_size": batch_size, "device": resolved, "quantization": "none",
+                    "batch_size": batch_size, "reuse_prefix": reuse_prefix, "device": resolved,
+                    "quantization": "none",
                     **{k: opts[k] for k in ("n_gpu_layers", "device_map", "dtype") if k in opts}}
         assert set(settings) <= set(SETTINGS), "a setting that changes answers is missing from SETTINGS"
     base = {"strategy": strategy, "model": model_name, "backend": backend_name,

@@ -181,6 +181,7 @@ def test_device_cuda_without_a_gpu_fails_before_loading(test_csv, tmp_path, back
     (dict(max_new_tokens=2), dict(max_new_tokens=8)),
     (dict(max_text_tokens=3), dict(max_text_tokens=384)),
     (dict(batch_size=1), dict(batch_size=2)),
+    (dict(reuse_prefix=True), dict(reuse_prefix=False)),
 ])
 def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path, first, second):
     out = tmp_path / "submission.csv"
@@ -193,17 +194,6 @@ def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path
     assert side["settings_hash"].nunique() == 2
     (key, value), = second.items()
     assert side[key].iloc[-1] == value
-
-
-def test_reuse_prefix_does_not_change_answers(test_csv, tmp_path):
-    """Why reuse_prefix is not among submit.SETTINGS: with and without it, the same answers."""
-    warm = _run(test_csv, tmp_path / "a.csv", strategy="few_shot", reuse_prefix=True)
-    cold = _run(test_csv, tmp_path / "b.csv", strategy="few_shot", reuse_prefix=False)
-    assert warm["computed"] == cold["computed"] == 4
-    reused = pd.read_json(submit.sidecar(tmp_path / "a.csv"), lines=True)["reused_tokens"]
-    assert reused.iloc[1:].gt(200).all()
-    assert (pd.read_csv(tmp_path / "a.csv")["rewrite_prompt"].tolist()
-            == pd.read_csv(tmp_path / "b.csv")["rewrite_prompt"].tolist())
 
 
 # ---- a chat strategy on a base model; a run where every row fails (issue 17.5) ---------------
