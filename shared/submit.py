@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -244,7 +245,10 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
                        and isinstance(done[str(p.id)]["error"], str)]
     if measured and len(computed_errors) == len(measured):
         summary["failed"] = f"every one of the {len(measured)} computed rows failed; the first: {computed_errors[0]}"
-    if dataio.PROMPT in pairs:
+    if dataio.PROMPT in pairs and importlib.util.find_spec("sentence_transformers") is None:
+        summary["score_note"] = ("no score: sentence-transformers is not installed (a wheelhouse "
+                                 "made without WHEELHOUSE_EXTRAS=transformers)")
+    elif dataio.PROMPT in pairs:
         summary["score"] = metrics.score(preds, pairs[dataio.PROMPT].tolist(),
                                          metrics.load_encoder(encoder or None))
     return summary
@@ -267,6 +271,17 @@ def _recover_chunk(lm, strategy, chunk, recover, batch_size, max_new_tokens, max
     return [one(lm, strategy, p.original_text, p.rewritten_text) for p in chunk]
 
 
+def record(summary: dict, results_dir: str | os.PathLike) -> Path:
+    """Append the summary, flat (the score's fields as score_*), with the machine to
+    <results_dir>/submissions.jsonl; returns that path."""
+    from . import machine
+    flat = {k: v for k, v in summary.items() if k != "score"}
+    flat.update({f"score_{k}": v for k, v in summary.get("score", {}).items()})
+    path = Path(results_dir) / "submissions.jsonl"
+    results.append(path, {**flat, **machine.info()}, run_id=results.new_run_id())
+    return path
+
+
 def report(summary: dict) -> str:
     """The summary as the lines main prints."""
     rate = summary.get("samples_per_s")
@@ -287,6 +302,8 @@ def report(summary: dict) -> str:
                      f"cover them at the measured rate; run again to compute them")
     if summary.get("failed"):
         lines.append(f"FAILED: {summary['failed']}")
+    if summary.get("score_note"):
+        lines.append(summary["score_note"])
     if "score" in summary:
         s = summary["score"]
         lines.append(f"SCS {s['scs_mean']:.4f} [95% CI {s['scs_ci_low']:.4f}, {s['scs_ci_high']:.4f}] "
