@@ -265,3 +265,17 @@ def test_batched_submission_keeps_order_and_answers(test_csv, tmp_path):
     side = pd.read_json(submit.sidecar(tmp_path / "four.csv"), lines=True)
     assert side["batched"].tolist() == [True, True, True, False]   # a last batch of one
     assert "samples/s" in submit.report(four)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend, batch_size", [("transformers", 4), ("llama_cpp", 1)])
+def test_device_auto_takes_the_gpu(test_csv, tmp_path, backend, batch_size):
+    """On a CUDA machine (a CUDA build of llama-cpp-python for that backend): auto picks CUDA."""
+    from shared import loading
+    if not loading.gpu_available(backend)[0]:
+        pytest.skip(f"{backend} sees no GPU here")
+    out = tmp_path / "submission.csv"
+    summary = _run(test_csv, out, strategy="direct", backend=backend, device="auto", batch_size=batch_size)
+    assert summary["device"] == "cuda" and summary["computed"] == 4 and summary["errors"] == 0
+    assert summary.get("n_gpu_layers", -1) == -1 and summary.get("device_map", "auto") == "auto"
+    assert list(pd.read_csv(out, dtype=str)["id"]) == list(PAIRS["id"])
