@@ -228,7 +228,8 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
             lm.close()
     preds, fallbacks = metrics.clean_predictions([done[i]["prediction"] for i in pairs["id"]])
     dataio.write_submission(pairs["id"], preds, out)
-    all_seconds = [float(done[i]["seconds"]) for i in pairs["id"] if done[i].get("skipped") is None]
+    all_seconds = [float(done[i]["seconds"]) for i in pairs["id"]
+                   if not isinstance(done[i].get("skipped"), str)]  # NaN in rows read back
     per_sample = (sum(measured) / len(measured) if measured else
                   sum(all_seconds) / len(all_seconds) if all_seconds else 0.0)
     errors = [done[i]["error"] for i in pairs["id"] if isinstance(done[i]["error"], str)]
