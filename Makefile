@@ -12,7 +12,7 @@ ITERATION ?= iterations/01_biggest_model
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup llama-cpp run test lab sync report bench submit
+.PHONY: setup llama-cpp run test lab sync report bench submit wheelhouse
 setup: $(VENV)/.installed llama-cpp
 
 $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
@@ -51,7 +51,13 @@ MODEL ?= qwen2.5-coder-1.5b-instruct
 OUT ?= submission.csv
 submit: setup
 	@test -n "$(DATA)" || { echo "make submit DATA=<competition csv> [STRATEGY=$(STRATEGY)] [MODEL=$(MODEL)] [OUT=$(OUT)]"; exit 2; }
-	$(PY) -m shared.submit "$(DATA)" --strategy $(STRATEGY) --model $(MODEL) --out "$(OUT)"
+	$(PY) -m shared.submit "$(DATA)" --strategy $(STRATEGY) --model $(MODEL) --out "$(OUT)" $(SUBMIT_ARGS)
+
+# make wheelhouse [WHEELHOUSE=wheelhouse] [LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"] [WHEELHOUSE_EXTRAS=transformers]
+# every wheel a submission needs, for `pip install --no-index` on Kaggle (README: A submission on Kaggle)
+WHEELHOUSE ?= wheelhouse
+wheelhouse: setup
+	TORCH="$(TORCH)" scripts/make_wheelhouse.sh "$(WHEELHOUSE)" $(PY)
 
 bench: setup
 	$(PY) benchmarks/load_and_overhead.py

@@ -46,6 +46,7 @@ if [ "$(cat "$prefix/.llama_cpp_build_key" 2>/dev/null)" != "$key" ]; then
     echo "$key" > "$prefix/.llama_cpp_build_key"
     cp "$dir/cmake_args.txt" "$prefix/.llama_cpp_build_args"   # read by shared/machine.py
 fi
+echo "wheel: $(ls "$dir"/*.whl)"   # read by scripts/make_wheelhouse.sh
 "$PY" - <<'PYEOF'
 import llama_cpp
 info = llama_cpp.llama_print_system_info().decode()

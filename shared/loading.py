@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
-from . import catalog, timing
+from . import catalog, timing, tokens
 from .catalog import LabError
 
 BACKENDS = ("transformers", "llama_cpp")
@@ -78,8 +78,41 @@ class LoadedModel:
                        batch_size: int):
         raise NotImplementedError
 
+    def generate_batch(self, batch_ids: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
+        """Greedy answers to several prompts: (new token ids, stop_reason) per prompt, in input order.
+
+        batch_ids: one list of prompt token ids per prompt (lengths may differ). Each answer
+        stops at the model's stop set (eos_ids, shared.tokens; the stop token is kept, as
+        timed_generate keeps it) or after max_new_tokens; stop_reason is "eos" or "length".
+        This default runs the prompts one by one through the backend's greedy path
+        (timed_generate); a backend that can decode several sequences at once overrides it
+        (transformers: left padding, one generate call). Raises LabError for an empty list, an
+        empty prompt or max_new_tokens < 1, before any compute.
+        """
+        batch_ids = check_batch(batch_ids, max_new_tokens, getattr(self, "n_vocab", None))
+        out = []
+        for ids in batch_ids:
+            new = self.timed_generate(ids, max_new_tokens, False, 1).new_ids
+            out.append((new, stop_reason(new, self.eos_ids)))
+        return out
+
     def close(self) -> None:
         """Free the weights now (benchmarks load one model after another)."""
+
+
+def check_batch(batch_ids, max_new_tokens: int, n_vocab: int | None = None) -> list[list[int]]:
+    """The prompts of generate_batch as lists of ints; LabError when the batch or a prompt is
+    empty or malformed, or max_new_tokens < 1."""
+    if isinstance(batch_ids, (str, bytes)) or not isinstance(batch_ids, Sequence) or not batch_ids:
+        raise LabError(f"batch_ids must be a non-empty list of token-id lists, got {batch_ids!r:.80}")
+    if max_new_tokens < 1:
+        raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    return [tokens.check_ids(ids, n_vocab) for ids in batch_ids]
+
+
+def stop_reason(new_ids: Sequence[int], eos_ids) -> str:
+    """"eos" when an answer ends on a stop token, else "length" (it ran to max_new_tokens)."""
+    return "eos" if new_ids and new_ids[-1] in eos_ids else "length"
 
 
 def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
@@ -101,9 +134,55 @@ def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
                 "quantization, or backend='transformers' for bitsandbytes 8bit/4bit")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def gpu_available(backend: str) -> tuple[bool, str]:
+    """Whether `backend` can run on a GPU here, and what it sees (or why not), without loading a
+    model: llama.cpp asks its build (llama_supports_gpu_offload: a GPU backend compiled in and a
+    device found), transformers asks torch (torch.cuda.is_available)."""
+    if backend == "llama_cpp":
+        import llama_cpp
+        if llama_cpp.llama_supports_gpu_offload():
+            return True, "llama.cpp offloads to a GPU"
+        return False, ("this llama-cpp-python build sees no GPU (build it with "
+                       "LLAMA_CMAKE_ARGS=\"-DGGML_CUDA=on\" make setup on a machine with CUDA)")
+    import torch
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return True, f"torch sees {len(names)} CUDA device(s): {', '.join(names)}"
+    return False, f"torch {torch.__version__} sees no CUDA device"
+
+
+def resolve_device(backend: str, device: str = "auto") -> tuple[str, str]:
+    """("cpu" or "cuda", a note) for a requested device of DEVICES, before any model loads.
+
+    auto: CUDA when the backend sees a GPU (gpu_available), else the CPU, and the note says so.
+    cuda without a GPU is a LabError saying what is missing.
+    """
+    if device not in DEVICES:
+        raise LabError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return "cpu", "device cpu"
+    if backend not in BACKENDS:
+        raise LabError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    ok, seen = gpu_available(backend)
+    if device == "cuda" and not ok:
+        raise LabError(f"device cuda asked for, but {seen}; use device cpu (or auto)")
+    if ok:
+        return "cuda", f"device {device}: {seen}"
+    return "cpu", f"device auto: no GPU ({seen}); running on the CPU"
+
+
 def device_options(backend: str, device: str = "cpu", n_threads: int | None = None,
                    dtype: str | None = None) -> dict:
-    """The backend's options that put the whole model on `device` ("cpu" or "cuda")."""
+    """The backend's options that put the whole model on `device` ("cpu" or "cuda").
+
+    llama.cpp: n_gpu_layers -1 (every layer) on CUDA, 0 on the CPU. transformers: device_map
+    "auto" on CUDA, which accelerate spreads evenly over every visible GPU (its default
+    "balanced" map; the seed split Gemma over Kaggle's 2xT4 by hand), "cpu" on the CPU; dtype
+    None takes hf.load's default (float16 on CUDA, float32 on the CPU).
+    """
     if device not in ("cpu", "cuda"):
         raise LabError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if backend == "llama_cpp":

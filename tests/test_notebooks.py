@@ -23,10 +23,16 @@ SMALL = {
     "eos": dict(models=["smollm2-135m-instruct"], backends=["llama_cpp"],
                 questions=["Say hi."], max_new_tokens=8),
     "make_validation_set": dict(n_samples=4, max_new_tokens=24),
-    "prompt_engineering": dict(strategies=["fixed_prompt", "mean_prompt", "direct", "direct_mean"],
-                               n_samples=2, max_new_tokens=12, mean_prompt_steps=3),
+    "prompt_engineering": dict(strategies=["fixed_prompt", "mean_prompt", "direct", "direct_mean",
+                                           "few_shot_direct_mean"],
+                               n_samples=2, max_new_tokens=12, mean_prompt_steps=3,
+                               text_cut_strategy="direct", text_cut_tokens=[8, 384]),
+    # the embedded SmolLM2 on 4 rows of the lab's CSV (written by the test, see below)
+    "submission": dict(strategy="direct", model="smollm2-135m-instruct", max_new_tokens=8,
+                       n_threads=2, encoder="all-MiniLM-L6-v2"),
 }
 NEEDS = {"prompt_engineering": "make_validation_set"}  # runs first, into the same folder
+NO_FIGURE = {"make_validation_set", "submission"}
 
 
 def test_every_notebook_has_small_parameters_here():
@@ -53,9 +59,15 @@ def test_parameters_cell(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_under_papermill(name, tmp_path):
+    files = {}
+    if name == "submission":  # a small competition file in, submission.csv out
+        from shared import dataio
+        four = dataio.read_pairs(REPO / "res" / "01_biggest_model" / "validation_qwen.csv").head(4)
+        files = {"test_csv": str(dataio.write_csv(four, tmp_path / "test.csv")),
+                 "out": str(tmp_path / "submission.csv")}
     for step in ([NEEDS[name]] if name in NEEDS else []) + [name]:
         notebooks.execute(ITERATION / f"{step}.ipynb", tmp_path / f"{step}.ipynb", cwd=REPO,
-                          parameters={**SMALL[step], "results_dir": str(tmp_path)},
+                          parameters={**SMALL[step], **files, "results_dir": str(tmp_path)},
                           progress_bar=False)
     executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
     assert executed.metadata.papermill.input_path == f"iterations/01_biggest_model/{name}.ipynb"
@@ -69,8 +81,16 @@ def test_notebook_runs_under_papermill(name, tmp_path):
         if "status" in df:
             assert (df["status"] == "ok").all(), df.get("error")
         assert df.get("error", pd.Series(dtype=object)).isna().all()
-    if name != "make_validation_set":
+    if name not in NO_FIGURE:
         assert list(tmp_path.glob("*.png")), "the notebook saved no figure"
+    if name == "submission":
+        sub = pd.read_csv(tmp_path / "submission.csv", dtype=str)
+        assert list(sub["id"]) == list(four["id"]) and sub["rewrite_prompt"].str.strip().ne("").all()
+        row = results.read(tmp_path / "submissions.jsonl").iloc[-1]
+        assert row["computed"] == 4 and row["device"] == "cpu" and row["score_n"] == 4
+        text = "".join(o.get("text", "") for c in nbformat.read(tmp_path / "submission.ipynb", 4).cells
+                       for o in c.get("outputs", []))
+        assert "SCS" in text and "samples/s" in text
 
 
 def test_outputs_show_repository_relative_paths(tmp_path):

@@ -169,6 +169,80 @@ def _roofline_rows(table: str):
     return df.dropna(axis=1, how="all").reset_index(drop=True) if not df.empty else pd.DataFrame()
 
 
+def text_cut_sweep() -> str:
+    """The best strategy at each max_text_tokens (text_cut.jsonl), and the default the rows give."""
+    name = _cpu_params("prompt_engineering")["validation_set"]
+    df = _table("text_cut")
+    ok = df[df["status"].eq("ok") & df["validation_set"].eq(name)] if not df.empty else df
+    if ok.empty:
+        return _source("text_cut", "prompt_engineering.ipynb", df)
+    parts = []
+    for (machine, model, strategy), g in ok.groupby(["machine", "model", "strategy"]):
+        g = g[g["run_id"].eq(g["run_id"].iloc[-1])].drop_duplicates(["max_text_tokens", "pair"], keep="last")
+        table = metrics.summarize(g, by="max_text_tokens").sort_values("max_text_tokens")
+        parts.append(f"**{strategy}** with **{model}** on {machine}, held-out split of `{name}`, texts "
+                     f"cut to `max_text_tokens` (SCS with **{', '.join(sorted(g['encoder'].unique()))}**; "
+                     f"`truncated`: pairs with a text cut):\n\n"
+                     + analysis.markdown(table[["max_text_tokens", "scs_mean", "scs_ci95", "s_per_sample",
+                                                "n", "truncated"]]) + "\n\n" + _text_cut_default(g))
+    return "\n\n".join(parts) + "\n\n" + _source("text_cut", "prompt_engineering.ipynb", df)
+
+
+# A cut must save at least this share of the uncut seconds to count as faster: the same
+# configuration run twice on this shared 2-core machine differed by up to 8% in samples/s
+# (submission_batches.jsonl, batch 8: 1.03 and 0.95), so a smaller saving is not the cut's.
+MATERIAL_SAVING = 0.10
+
+
+def _text_cut_default(g) -> str:
+    """The rule: a cut loses text, so it is worth it only when it saves time. The default is the
+    smallest value that is faster than the largest (paired 95% CI of seconds below 0, and the
+    mean saving at least MATERIAL_SAVING of the uncut seconds) and not worse in SCS (paired 95%
+    CI of the SCS difference reaching 0 or above); else the largest."""
+    scs = g.pivot(index="pair", columns="max_text_tokens", values="scs").dropna()
+    sec = g.pivot(index="pair", columns="max_text_tokens", values="seconds").dropna()
+    full = max(scs.columns)
+    notes, chosen = [], full
+    for v in sorted(c for c in scs.columns if c != full):
+        d_scs = metrics.mean_ci(scs[v] - scs[full])
+        d_sec = metrics.mean_ci(sec[v] - sec[full])
+        faster = d_sec[2] < 0 and -d_sec[0] >= MATERIAL_SAVING * sec[full].mean()
+        not_worse = d_scs[2] >= 0
+        notes.append(f"{v} against {full}: SCS {d_scs[0]:+.3f} [{d_scs[1]:+.3f}, {d_scs[2]:+.3f}], "
+                     f"seconds {d_sec[0]:+.2f} [{d_sec[1]:+.2f}, {d_sec[2]:+.2f}]")
+        if faster and not_worse and chosen == full:
+            chosen = v
+    why = (f"no shorter cut saved {MATERIAL_SAVING:.0%} of the time or more, so a cut would only lose text"
+           if chosen == full else "the smallest cut that was faster and not worse")
+    return ("Paired differences over the same pairs (95% CI): " + "; ".join(notes)
+            + f". **Default the rows give: max_text_tokens = {chosen}** ({why}).")
+
+
+def submission_batches() -> str:
+    """Batch 1 against batch N of `shared.submit` (benchmarks/submit_batches.py)."""
+    df = _table("submission_batches")
+    if df.empty:
+        return "_No rows in `res/01_biggest_model/submission_batches.jsonl` yet: run `benchmarks/submit_batches.py`._"
+    parts = []
+    for (machine, model, backend, strategy), g in df.groupby(["machine", "model", "backend", "strategy"]):
+        g = g[g["run_id"].eq(g["run_id"].iloc[-1])]
+        t = (g.groupby("batch_size").agg(samples_per_s=("samples_per_s", "median"),
+                                         runs=("samples_per_s", "size"),
+                                         samples_per_s_runs=("samples_per_s", lambda x: ", ".join(f"{v:.2f}" for v in x)),
+                                         scs=("scs", "median"), same_as_batch_1=("same_as_batch_1", "min"),
+                                         rows=("rows", "first")).reset_index())
+        base = t.loc[t["batch_size"].eq(1), "samples_per_s"]
+        if len(base):
+            t["vs_batch_1"] = t["samples_per_s"] / base.iloc[0]
+        parts.append(f"`shared.submit --strategy {strategy} --model {model} --backend {backend}` on "
+                     f"{machine} ({int(g['max_new_tokens'].iloc[0])} new tokens at most, "
+                     f"{int(g['n_threads'].iloc[0])} threads, runs alternating):\n\n"
+                     + analysis.markdown(t, floatfmt=".2f"))
+    dates = df["timestamp"].dropna().str.slice(0, 10)
+    return ("\n\n".join(parts) + f"\n\n_From `res/01_biggest_model/submission_batches.jsonl`: {len(df)} rows, "
+            f"{dates.min()} to {dates.max()}; made by `benchmarks/submit_batches.py`._")
+
+
 def _roofline_source() -> str:
     df = _table("roofline")
     if df.empty:
@@ -312,6 +386,8 @@ BLOCKS = {
     "eos_comparison": eos_comparison,
     "validation_set": validation_set,
     "prompt_strategies": prompt_strategies,
+    "text_cut_sweep": text_cut_sweep,
+    "submission_batches": submission_batches,
     "roofline_accuracy": roofline_accuracy,
     "roofline_fast_enough": roofline_fast_enough,
     "roofline_cpu_ladder": roofline_cpu_ladder,
