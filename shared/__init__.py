@@ -2,10 +2,13 @@
 
 catalog   models.yaml and where each model's files are (embedded packages, hub, paths)
 loading   load(name, backend=...) -> LoadedModel, with every argument checked first
+model     LoadedModel, the interface every backend implements (generate_batch included)
 hf        the transformers backend (GGUF converted once and cached, bitsandbytes 8/4-bit)
 llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
-tokens    rules both backends share: one stop set, literal prompt text, whole characters, empty input
-timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
+vllm_engine  the vLLM backend: batches of prompts through vLLM (GGUF via hf's cached conversion)
+envs      which Python runs a backend: vLLM's own environment (.venv-vllm), layered on the lab's
+tokens    rules every backend shares: one stop set, literal prompt text, whole characters, empty input
+timing    generate(), benchmark() and generate_batch(): one record per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
 machine   machine, versions and commit for every row
 experiment  run a list of configurations into a table: failures recorded, done ones skipped

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from . import catalog, tokens
-from .loading import LoadedModel
+from .model import LoadedModel
 from .timing import TimedOutput, clock
 
 

@@ -1,0 +1,110 @@
+"""LoadedModel: the interface every backend implements (hf, llamacpp, vllm_engine).
+
+It lives apart from `loading` (the dispatcher that imports the backends), so that a backend
+imports only this module and no import circle runs through `loading`.
+
+    ids = lm.encode(messages=[{"role": "user", "content": "Hi"}])
+    [(new_ids, "eos" | "length"), ...] = lm.generate_batch([ids, ids2], max_new_tokens=32)
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from . import catalog, tokens
+from .timing import BatchTimedOutput, clock
+
+
+class LoadedModel:
+    """A loaded model with what the timing code needs; subclassed per backend."""
+    name: str
+    backend: str
+    runtime: str
+    quantization: str
+    dtype: str
+    device: str
+    n_threads: int | None = None
+    n_gpu_layers: int | None = None
+    flash_attn: bool | None = None   # llama.cpp context options; None where they do not apply
+    n_batch: int | None = None
+    n_ubatch: int | None = None
+    context_length: int | None
+    eos_ids: set[int]
+    n_vocab: int | None = None
+    load_s: float
+    from_cache: bool = False
+    on_cuda: bool = False
+    spec: catalog.ModelSpec
+    rss_before_load_mb: float | None = None  # process RSS (MiB) just before and after load()
+    rss_after_load_mb: float | None = None
+
+    @property
+    def model_rss_mb(self) -> float | None:
+        """The RSS that loading added, in MiB: the model's share of the process after load().
+
+        Both backends map their weight files (mmap), and a mapped page enters the RSS only when
+        it is first read (it counts as RssFile, shared with the OS page cache, not a private
+        copy). llama.cpp maps the GGUF with MAP_POPULATE (use_mmap and prefetch, its defaults),
+        so the whole file counts right after loading, plus the anonymous memory of the weights
+        its CPU backend repacks for faster kernels, the KV cache for n_ctx and compute buffers:
+        measured here, Qwen2.5-Coder-1.5B Q4_K_M (1117 MB file) 1825 MB = 1087 file + ~740
+        anonymous. transformers keeps fp32 safetensors weights as views of the mapped file,
+        read at the first forward pass: SmolLM2-135M fp32 (540 MB of weights) 203 MB after
+        loading, 711 MB at the peak of its first generation. The rows' peak_rss_mb minus
+        rss_before_load_mb (analysis.with_model_memory) is therefore the share to compare.
+        """
+        if self.rss_before_load_mb is None or self.rss_after_load_mb is None:
+            return None
+        return self.rss_after_load_mb - self.rss_before_load_mb
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether encode(messages=...) works; base models take a raw prompt only."""
+        raise NotImplementedError
+
+    def encode(self, prompt: str | None = None, messages: Sequence[dict] | None = None) -> list[int]:
+        raise NotImplementedError
+
+    def decode(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def timed_generate(self, input_ids: list[int], max_new_tokens: int, force_length: bool,
+                       batch_size: int):
+        raise NotImplementedError
+
+    def timed_generate_batch(self, batch_ids: list[list[int]], max_new_tokens: int,
+                             force_length: bool) -> BatchTimedOutput:
+        """Greedy generation for every prompt of `batch_ids` (checked token-id lists), timed as
+        one job that receives all of them at once. This default runs them one at a time through
+        timed_generate; a backend that batches (vllm) overrides it. The time to first token of
+        request i counts from the job's start, so one at a time it includes the requests before."""
+        t_start = clock()
+        new, ttft = [], []
+        for ids in batch_ids:
+            out = self.timed_generate(ids, max_new_tokens, force_length, 1)
+            new.append(out.new_ids)
+            ttft.append(out.t_first - t_start)
+        return BatchTimedOutput(new_ids=new, t_start=t_start, t_end=clock(), ttft_s=ttft)
+
+    def generate_batch(self, batch_ids: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
+        """(new ids, "eos" | "length") for each prompt, in input order: greedy, stopping at the
+        stop set of shared.tokens (an EOS id ends the ids when it stopped there). Every id list is
+        checked before any compute (LabError for an empty or out-of-vocabulary one)."""
+        if max_new_tokens < 1:
+            raise catalog.LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        batch_ids = [tokens.check_ids(ids, self.n_vocab) for ids in batch_ids]
+        if not batch_ids:
+            return []
+        out = self.timed_generate_batch(batch_ids, max_new_tokens, False)
+        return [(ids, self.stop_reason(ids, False)) for ids in out.new_ids]
+
+    def stop_reason(self, new_ids: Sequence[int], force_length: bool) -> str:
+        """"eos" when the ids end on the stop set (and the length was not forced), else "length"."""
+        return "eos" if not force_length and new_ids and new_ids[-1] in self.eos_ids else "length"
+
+    def options(self) -> dict:
+        """Backend options recorded in every result row besides the common fields (flat, named
+        with the backend's prefix, e.g. vllm_max_model_len); none for the first two backends."""
+        return {}
+
+    def close(self) -> None:
+        """Free the weights now (benchmarks load one model after another)."""
