@@ -245,7 +245,16 @@ def speed_memory() -> str:
                               floatfmt=".0f") + "\n\n" + _source("speed", "speed.ipynb", df))
 
 
+def batch_throughput() -> str:
+    df = _table("batch")
+    table = analysis.batch_table(df)
+    if table.empty:
+        return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
+    return analysis.markdown(table, floatfmt=".3g") + "\n\n" + _source("batch", "speed.ipynb", df)
+
+
 BLOCKS = {
+    "batch_throughput": batch_throughput,
     "speed_decode": speed_decode,
     "speed_memory": speed_memory,
     "speed_prefill": speed_prefill,
