@@ -59,8 +59,12 @@ def device_options(backend: str, device: str = "cpu", n_threads: int | None = No
         raise LabError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if backend == "llama_cpp":
         return {"n_threads": n_threads, "n_gpu_layers": -1 if device == "cuda" else 0}
-    if backend == "vllm":
-        return {"n_threads": n_threads, "dtype": dtype or None, "device": device}
+    if backend == "vllm":  # on CUDA every visible GPU, as device_map="auto" for transformers
+        opts = {"n_threads": n_threads, "dtype": dtype or None, "device": device}
+        if device == "cuda":
+            import torch
+            opts["tensor_parallel_size"] = max(1, torch.cuda.device_count())
+        return opts
     return {"n_threads": n_threads, "dtype": dtype or None,
             "device_map": "auto" if device == "cuda" else "cpu"}
 

@@ -187,6 +187,8 @@ def load(spec: catalog.ModelSpec, n_threads: int | None = None, dtype: str | Non
     n_threads: CPU cores the engine binds (default all).
     """
     cuda = _cuda() if device is None else device == "cuda"
+    if quantization in (None, "none") and spec.quantization in ("awq", "gptq"):
+        quantization = spec.quantization  # a catalog entry quantized on the hub (models.yaml)
     device = "cuda" if cuda else "cpu"
     n_threads = n_threads or os.cpu_count()
     dtype = dtype or default_dtype(cuda)
