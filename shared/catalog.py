@@ -63,29 +63,45 @@ def get(name_or_path: str | os.PathLike) -> ModelSpec:
         return entries[str(name_or_path)]
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix == ".gguf":
+        file_type, chat = _gguf_header(path)
         return ModelSpec(name=path.stem, family="local", params_b=None, source={"path": str(path)},
-                         format="gguf", quantization=_gguf_file_type(path), chat_template=True,
+                         format="gguf", quantization=file_type, chat_template=chat,
                          context_length=None)
     if path.is_dir() and (path / "config.json").exists():
         return ModelSpec(name=path.name, family="local", params_b=None, source={"path": str(path)},
-                         format="hf", quantization="none", chat_template=True, context_length=None)
+                         format="hf", quantization="none", chat_template=_folder_has_chat_template(path),
+                         context_length=None)
     raise UnknownModelError(
         f"unknown model {str(name_or_path)!r}: not a catalog name, a .gguf file or a transformers "
         f"folder with config.json. Catalog ({CATALOG_FILE}): {', '.join(entries)}. "
         "Add an entry to models.yaml or pass a local path.")
 
 
-def _gguf_file_type(path: Path) -> str:
-    """The quantization a GGUF file says it holds (Q4_K_M, Q8_0...), read from its header."""
+def _gguf_header(path: Path) -> tuple[str, bool]:
+    """The quantization a GGUF file says it holds (Q4_K_M, Q8_0...) and whether it carries a
+    chat template (tokenizer.chat_template), read from its header. An unreadable header gives
+    ("unknown", True): the error comes when the file is loaded."""
     try:
         import gguf
         reader = gguf.GGUFReader(str(path))
         field = reader.fields.get("general.file_type")
-        if field is not None:
-            return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_")
+        file_type = ("unknown" if field is None else
+                     gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name.removeprefix("MOSTLY_"))
+        return file_type, "tokenizer.chat_template" in reader.fields
     except Exception:  # an unreadable header is reported when the file is loaded
-        pass
-    return "unknown"
+        return "unknown", True
+
+
+def _folder_has_chat_template(path: Path) -> bool:
+    """Whether a transformers folder ships a chat template: tokenizer_config.json's
+    `chat_template`, or the chat_template.jinja / chat_template.json files newer versions write."""
+    if (path / "chat_template.jinja").exists() or (path / "chat_template.json").exists():
+        return True
+    try:
+        import json
+        return bool(json.loads((path / "tokenizer_config.json").read_text()).get("chat_template"))
+    except (OSError, ValueError):
+        return False
 
 
 def sha256_file(path: Path) -> str:

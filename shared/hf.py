@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
 from . import catalog, tokens
-from .model import LoadedModel
+from .model import LoadedModel, check_batch, stop_reason
 from .timing import TimedOutput, clock
 
 
@@ -189,6 +189,31 @@ class HFModel(TokenizerRules, LoadedModel):
                 new = new[:i + 1]
                 break
         return TimedOutput(new_ids=new, t_start=t_start, t_first=clock_.t_first or t_end, t_end=t_end)
+
+    @torch.inference_mode()
+    def generate_batch(self, batch_ids, max_new_tokens) -> list[tuple[list[int], str]]:
+        """Greedy answers to several prompts in one generate call (LoadedModel.generate_batch).
+
+        The prompts are padded on the left (pad id = the tokenizer's pad token, masked out),
+        so every answer starts at the same column and generate computes positions from the
+        mask. Each row's new ids are cut after its first stop token; rows that stopped early
+        are padded by generate and the padding is dropped. Padding changes the shapes of the
+        matmuls, so a batched answer can differ from the one-by-one answer in the last bits
+        of its logits (and rarely in a greedy token).
+        """
+        batch_ids = check_batch(batch_ids, max_new_tokens, self.n_vocab)
+        width = max(map(len, batch_ids))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(x)) + x for x in batch_ids], device=self.model.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch_ids], device=self.model.device)
+        out = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                  do_sample=False, eos_token_id=sorted(self.eos_ids), pad_token_id=pad,
+                                  temperature=None, top_p=None, top_k=None)
+        answers = []
+        for row in out[:, width:].tolist():
+            end = next((i + 1 for i, t in enumerate(row) if t in self.eos_ids), len(row))
+            answers.append((row[:end], stop_reason(row[:end], self.eos_ids)))
+        return answers
 
     def close(self):
         del self.model

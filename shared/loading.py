@@ -13,11 +13,12 @@ import sys
 
 from . import catalog, timing
 from .catalog import LabError
-from .model import LoadedModel  # noqa: F401  (the interface; loading.LoadedModel still works)
+from .model import LoadedModel, check_batch, stop_reason  # noqa: F401  (the interface, still loading.*)
 
 BACKENDS = ("transformers", "llama_cpp", "vllm")
 HF_QUANTIZATIONS = ("none", "8bit", "4bit")  # bitsandbytes: LLM.int8 and nf4 with double quant
 VLLM_QUANTIZATIONS = ("none", "awq", "gptq")  # checkpoints quantized that way on the hub
+VLLM_MIN_CAPABILITY = (7, 0)  # vLLM's GPU requirement (docs: compute capability 7.0 or higher)
 
 
 class UnsupportedQuantizationError(LabError):
@@ -52,9 +53,61 @@ def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
                 "quantization, or backend='transformers' for bitsandbytes 8bit/4bit")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def gpu_available(backend: str) -> tuple[bool, str]:
+    """Whether `backend` can run on a GPU here, and what it sees (or why not), without loading a
+    model: llama.cpp asks its build (llama_supports_gpu_offload: a GPU backend compiled in and a
+    device found), transformers asks torch (torch.cuda.is_available)."""
+    if backend == "llama_cpp":
+        import llama_cpp
+        if llama_cpp.llama_supports_gpu_offload():
+            return True, "llama.cpp offloads to a GPU"
+        return False, ("this llama-cpp-python build sees no GPU (build it with "
+                       "LLAMA_CMAKE_ARGS=\"-DGGML_CUDA=on\" make setup on a machine with CUDA)")
+    import torch
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if backend == "vllm":  # vLLM's CUDA kernels need compute capability 7.0 (Volta) or newer
+            old = [f"{n} ({'.'.join(map(str, torch.cuda.get_device_capability(i)))})"
+                   for i, n in enumerate(names) if torch.cuda.get_device_capability(i) < VLLM_MIN_CAPABILITY]
+            if old:
+                return False, (f"vLLM needs CUDA compute capability 7.0 or newer, and {', '.join(old)} is "
+                               "older (Kaggle's P100 is 6.0): use backend llama_cpp built with CUDA there")
+        return True, f"torch sees {len(names)} CUDA device(s): {', '.join(names)}"
+    return False, f"torch {torch.__version__} sees no CUDA device"
+
+
+def resolve_device(backend: str, device: str = "auto") -> tuple[str, str]:
+    """("cpu" or "cuda", a note) for a requested device of DEVICES, before any model loads.
+
+    auto: CUDA when the backend sees a GPU (gpu_available), else the CPU, and the note says so.
+    cuda without a GPU is a LabError saying what is missing.
+    """
+    if device not in DEVICES:
+        raise LabError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cpu":
+        return "cpu", "device cpu"
+    if backend not in BACKENDS:
+        raise LabError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    ok, seen = gpu_available(backend)
+    if device == "cuda" and not ok:
+        raise LabError(f"device cuda asked for, but {seen}; use device cpu (or auto)")
+    if ok:
+        return "cuda", f"device {device}: {seen}"
+    return "cpu", f"device auto: no GPU ({seen}); running on the CPU"
+
+
 def device_options(backend: str, device: str = "cpu", n_threads: int | None = None,
                    dtype: str | None = None) -> dict:
-    """The backend's options that put the whole model on `device` ("cpu" or "cuda")."""
+    """The backend's options that put the whole model on `device` ("cpu" or "cuda").
+
+    llama.cpp: n_gpu_layers -1 (every layer) on CUDA, 0 on the CPU. transformers: device_map
+    "auto" on CUDA, which accelerate spreads evenly over every visible GPU (its default
+    "balanced" map; the seed split Gemma over Kaggle's 2xT4 by hand), "cpu" on the CPU; dtype
+    None takes hf.load's default (float16 on CUDA, float32 on the CPU).
+    """
     if device not in ("cpu", "cuda"):
         raise LabError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if backend == "llama_cpp":

@@ -86,20 +86,18 @@ class LoadedModel:
         return BatchTimedOutput(new_ids=new, t_start=t_start, t_end=clock(), ttft_s=ttft)
 
     def generate_batch(self, batch_ids: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
-        """(new ids, "eos" | "length") for each prompt, in input order: greedy, stopping at the
-        stop set of shared.tokens (an EOS id ends the ids when it stopped there). Every id list is
-        checked before any compute (LabError for an empty or out-of-vocabulary one)."""
-        if max_new_tokens < 1:
-            raise catalog.LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-        batch_ids = [tokens.check_ids(ids, self.n_vocab) for ids in batch_ids]
-        if not batch_ids:
-            return []
-        out = self.timed_generate_batch(batch_ids, max_new_tokens, False)
-        return [(ids, self.stop_reason(ids, False)) for ids in out.new_ids]
+        """Greedy answers to several prompts: (new token ids, stop_reason) per prompt, in input order.
 
-    def stop_reason(self, new_ids: Sequence[int], force_length: bool) -> str:
-        """"eos" when the ids end on the stop set (and the length was not forced), else "length"."""
-        return "eos" if not force_length and new_ids and new_ids[-1] in self.eos_ids else "length"
+        batch_ids: one list of prompt token ids per prompt (lengths may differ). Each answer
+        stops at the model's stop set (eos_ids, shared.tokens; the stop token is kept, as
+        timed_generate keeps it) or after max_new_tokens; stop_reason is "eos" or "length".
+        This default runs timed_generate_batch (one by one unless the backend batches: vllm);
+        transformers overrides it (left padding, one generate call). Raises LabError for an
+        empty list, an empty prompt or max_new_tokens < 1, before any compute.
+        """
+        batch_ids = check_batch(batch_ids, max_new_tokens, self.n_vocab)
+        out = self.timed_generate_batch(batch_ids, max_new_tokens, False)
+        return [(new, stop_reason(new, self.eos_ids)) for new in out.new_ids]
 
     def options(self) -> dict:
         """Backend options recorded in every result row besides the common fields (flat, named
@@ -108,3 +106,18 @@ class LoadedModel:
 
     def close(self) -> None:
         """Free the weights now (benchmarks load one model after another)."""
+
+
+def check_batch(batch_ids, max_new_tokens: int, n_vocab: int | None = None) -> list[list[int]]:
+    """The prompts of generate_batch as lists of ints; LabError when the batch or a prompt is
+    empty or malformed, or max_new_tokens < 1."""
+    if isinstance(batch_ids, (str, bytes)) or not isinstance(batch_ids, Sequence) or not batch_ids:
+        raise catalog.LabError(f"batch_ids must be a non-empty list of token-id lists, got {batch_ids!r:.80}")
+    if max_new_tokens < 1:
+        raise catalog.LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    return [tokens.check_ids(ids, n_vocab) for ids in batch_ids]
+
+
+def stop_reason(new_ids: Sequence[int], eos_ids) -> str:
+    """"eos" when an answer ends on a stop token, else "length" (it ran to max_new_tokens)."""
+    return "eos" if new_ids and new_ids[-1] in eos_ids else "length"

@@ -260,7 +260,7 @@ def generate_batch(lm, batch_ids: Sequence[Sequence[int]], max_new_tokens: int =
         force_length=force_length, wall_s=wall, samples_s=len(batch_ids) / wall,
         output_tok_s=n_out / wall,
         ttft_median_s=ttft[len(ttft) // 2] if ttft else None, ttft_max_s=ttft[-1] if ttft else None,
-        n_length=sum(lm.stop_reason(ids, force_length) == "length" for ids in out.new_ids),
+        n_length=sum(force_length or not (ids and ids[-1] in lm.eos_ids) for ids in out.new_ids),
         peak_rss_mb=mem.rss_mb, load_s=lm.load_s, phase=phase, rep=rep,
         text=lm.decode(out.new_ids[0]), options=lm.options())
 

@@ -20,8 +20,10 @@ SMALL = {
     "eos": dict(models=["smollm2-135m-instruct"], backends=["llama_cpp"],
                 questions=["Say hi."], max_new_tokens=8),
     "make_validation_set": dict(n_samples=4, max_new_tokens=24),
-    "prompt_engineering": dict(strategies=["fixed_prompt", "mean_prompt", "direct", "direct_mean"],
-                               n_samples=2, max_new_tokens=12, mean_prompt_steps=3),
+    "prompt_engineering": dict(strategies=["fixed_prompt", "mean_prompt", "direct", "direct_mean",
+                                           "few_shot_direct_mean"],
+                               n_samples=2, max_new_tokens=12, mean_prompt_steps=3,
+                               text_cut_strategy="direct", text_cut_tokens=[8, 384]),
 }
 NEEDS = {"prompt_engineering": "make_validation_set"}  # runs first, into the same folder
 

@@ -144,3 +144,124 @@ def test_ctrl_c_on_the_command_then_rerun_resumes(tmp_path):
     assert f"({len(many) - finished} computed now, {finished} resumed)" in again.stdout
     assert "SCS" in again.stdout and "1300 samples" in again.stdout
     assert list(pd.read_csv(out, dtype=str)["id"]) == list(many["id"])
+
+
+# ---- the device (issue 15.1) -----------------------------------------------------------------
+
+def test_device_auto_falls_back_to_the_cpu_and_says_so(test_csv, tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: auto picks it")
+    out = tmp_path / "submission.csv"
+    summary = _run(test_csv, out, strategy="direct", device="auto", max_new_tokens=4)
+    assert summary["device"] == "cpu" and "no GPU" in summary["device_note"]
+    assert summary["n_gpu_layers"] == 0
+    assert "running on the CPU" in capsys.readouterr().out
+    assert "on cpu (device auto: no GPU" in submit.report(summary)
+    side = pd.read_json(submit.sidecar(out), lines=True)
+    assert side["device"].eq("cpu").all() and side["device_requested"].eq("auto").all()
+    assert side["n_gpu_layers"].eq(0).all()
+
+
+@pytest.mark.parametrize("backend", ["llama_cpp", "transformers"])
+def test_device_cuda_without_a_gpu_fails_before_loading(test_csv, tmp_path, backend, monkeypatch):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    with pytest.raises(LabError, match="device cuda asked for, but .*no"):
+        _run(test_csv, tmp_path / "s.csv", strategy="direct", backend=backend, device="cuda")
+    assert submit.main([str(test_csv), "--strategy", "direct", "--model", SMOL, "--device", "cuda",
+                        "--out", str(tmp_path / "s.csv")]) == 2
+
+
+# ---- resuming keeps only answers made with the same settings (issue 17.2) --------------------
+
+@pytest.mark.parametrize("first, second", [
+    (dict(max_new_tokens=2), dict(max_new_tokens=8)),
+    (dict(max_text_tokens=3), dict(max_text_tokens=384)),
+    (dict(batch_size=1), dict(batch_size=2)),
+    (dict(reuse_prefix=True), dict(reuse_prefix=False)),
+])
+def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path, first, second):
+    out = tmp_path / "submission.csv"
+    a = _run(test_csv, out, strategy="direct", **first)
+    b = _run(test_csv, out, strategy="direct", **second)
+    assert a["computed"] == 4 and b["computed"] == 4 and b["resumed"] == 0
+    c = _run(test_csv, out, strategy="direct", **second)   # the same settings again: all resumed
+    assert c["computed"] == 0 and c["resumed"] == 4
+    side = pd.read_json(submit.sidecar(out), lines=True)
+    assert side["settings_hash"].nunique() == 2
+    (key, value), = second.items()
+    assert side[key].iloc[-1] == value
+
+
+# ---- a chat strategy on a base model; a run where every row fails (issue 17.5) ---------------
+
+def test_a_chat_strategy_on_a_base_model_fails_before_loading(test_csv, tmp_path, monkeypatch):
+    from shared import catalog
+    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    gemma_file = catalog.resolve(catalog.get("gemma-3-270m"))
+    for model in ("gemma-3-270m", str(gemma_file)):        # the catalog's entry, and its file as a path
+        with pytest.raises(LabError, match="no chat template"):
+            _run(test_csv, tmp_path / "s.csv", strategy="direct", model=model)
+        assert submit.main([str(test_csv), "--strategy", "few_shot_direct", "--model", model,
+                            "--out", str(tmp_path / "s.csv")]) == 2
+    assert _run(test_csv, tmp_path / "s.csv", strategy="mean_prompt", model="gemma-3-270m")["errors"] == 0
+
+
+def test_a_run_where_every_row_fails_exits_1(tmp_path, capsys):
+    """Texts longer than the context (llama.cpp n_ctx 4096, nothing cut): every row errors."""
+    long = PAIRS.assign(original_text=PAIRS["original_text"] * 1500)
+    test = dataio.write_csv(long, tmp_path / "long.csv")
+    out = tmp_path / "s.csv"
+    code = submit.main([str(test), "--strategy", "direct", "--model", SMOL, "--n-threads", "2",
+                        "--max-text-tokens", "100000", "--encoder", "all-MiniLM-L6-v2", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED: every one of the 4 computed rows failed" in printed and "exceeds the context" in printed
+    assert "(fits)" not in printed.split("FAILED")[1]
+    assert list(pd.read_csv(out, dtype=str)["id"]) == list(PAIRS["id"])   # still every id
+    # a failed row is not "done": the same command with a cut computes the rows again
+    again = _run(test, out, strategy="direct", max_text_tokens=64)
+    assert again["computed"] == 4 and again["errors"] == 0
+
+
+# ---- the deadline guard (issue 15.4) ---------------------------------------------------------
+
+def test_the_deadline_switches_the_remaining_rows_to_the_fallback(tmp_path):
+    many = pd.concat([PAIRS.assign(id=PAIRS["id"] + f"-{k}") for k in range(6)], ignore_index=True)
+    test = dataio.write_csv(many, tmp_path / "test.csv")
+    out = tmp_path / "submission.csv"
+    budget_s = 3.0
+    summary = _run(test, out, strategy="direct", budget_hours=budget_s / 3600,
+                   expected_rows=len(many))
+    n, computed, cut = len(many), summary["computed"], summary["deadline_fallbacks"]
+    assert computed >= 1 and cut >= 1 and computed + cut == n
+    sub = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(sub["id"]) == list(many["id"])                              # every id, in order
+    assert (sub["rewrite_prompt"].iloc[computed:] == metrics.FALLBACK_PROMPT).all()  # the rest, at the end
+    side = pd.read_json(submit.sidecar(out), lines=True)
+    assert side["skipped"].eq("deadline").sum() == cut
+    assert list(side.loc[side["skipped"].eq("deadline"), "id"]) == list(many["id"][computed:])
+    # the computed rows took the budget (loading included): one more would not have fitted
+    assert side["seconds"].iloc[:computed].sum() <= budget_s
+    assert "DEADLINE: " in submit.report(summary) and summary["fallbacks"] >= cut
+    # with time enough, a rerun computes only the rows the deadline cut
+    again = _run(test, out, strategy="direct", expected_rows=len(many))
+    assert again["computed"] == cut and again["resumed"] == computed and again["deadline_fallbacks"] == 0
+
+
+# ---- batches (issue 15.5) --------------------------------------------------------------------
+
+def test_batched_submission_keeps_order_and_answers(test_csv, tmp_path):
+    one = _run(test_csv, tmp_path / "one.csv", strategy="direct", backend="transformers", batch_size=1)
+    four = _run(test_csv, tmp_path / "four.csv", strategy="direct", backend="transformers", batch_size=3)
+    a = pd.read_csv(tmp_path / "one.csv", dtype=str)
+    b = pd.read_csv(tmp_path / "four.csv", dtype=str)
+    assert list(b["id"]) == list(PAIRS["id"])
+    assert a["rewrite_prompt"].tolist() == b["rewrite_prompt"].tolist()
+    assert four["computed"] == 4 and four["samples_per_s"] > 0 and one["samples_per_s"] > 0
+    side = pd.read_json(submit.sidecar(tmp_path / "four.csv"), lines=True)
+    assert side["batched"].tolist() == [True, True, True, False]   # a last batch of one
+    assert "samples/s" in submit.report(four)

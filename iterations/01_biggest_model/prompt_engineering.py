@@ -27,8 +27,11 @@
 # distinct pairs) with seconds per sample: the fixed "Improve this text.", the optimized mean
 # prompt, direct recovery, the seed's two-step chain (its list of differences gets its own
 # token budget), few-shot (its preamble's KV state reused across pairs, as a submission would),
-# and direct recovery + mean prompt. Templates are data (`shared/data/prompt_templates.yaml`);
-# each score stores the template's hash and the encoder that produced it.
+# and direct recovery + mean prompt; then ensembles (the predictions of several strategies joined,
+# optionally with the mean prompt, as the seed's and the winners' submissions were), and how much
+# cutting the texts to `max_text_tokens` costs and saves for the best strategy. Templates are data
+# (`shared/data/prompt_templates.yaml`); each score stores the template's hash and the encoder
+# that produced it.
 
 # %% tags=["parameters"]
 model = "smollm2-135m-instruct"      # catalog name or path of an instruct model
@@ -49,6 +52,8 @@ mean_prompt_seed = 0                  # seed of the search
 encoder = ""                          # empty: sentence-t5-base if available, else all-MiniLM-L6-v2
 results_dir = "res/01_biggest_model"  # relative to the repository root
 redo = False                          # score strategies already done here
+text_cut_strategy = ""                # strategy of the text-cut sweep; empty: the best mean SCS above
+text_cut_tokens = [24, 48, 384]       # max_text_tokens values it scores ([]: no sweep)
 
 # %%
 from pathlib import Path
@@ -60,9 +65,10 @@ from shared import (analysis, dataio, experiment, loading, machine, mean_prompt,
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "strategies")  # -p strategies NAME means a one-item list
+as_lists(globals(), "strategies", "text_cut_tokens")  # -p strategies NAME means a one-item list
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "prompt_engineering.jsonl"
+TEXT_CUT = RESULTS / "text_cut.jsonl"
 if validation_set.endswith((".csv", ".jsonl")) and Path(validation_set).exists():
     pairs = dataio.to_lab(dataio.read_pairs(validation_set))   # a competition file with rewrite_prompt
     set_name = Path(validation_set).stem
@@ -111,10 +117,13 @@ print(f"mean prompt ({len(search.history)} steps, pool {search.pool_size}): {sea
 
 # %% [markdown]
 # The strategies, each on every held-out pair. `direct_mean` appends the mean prompt to the
-# direct answers of the same run (no second model call; its seconds are direct's).
+# direct answers of the same run (no second model call; its seconds are direct's). An ensemble
+# joins its parts' answers for the same pair (`prompts.combine`), taken from this run or from the
+# parts' recorded rows here (same model, set, machine, template, token caps); only a part with no
+# such row is run; its seconds are the sum of its parts'.
 
 # %%
-_lm, _direct = [], {}  # the model, loaded on first use (not at all when every strategy is done); direct's rows
+_lm, _rows = [], {}  # the model, loaded on first use (not at all when every strategy is done); rows by (strategy, pair)
 
 
 def get_lm():
@@ -123,23 +132,36 @@ def get_lm():
     return _lm[0]
 
 
-def measure(config):
-    strategy = config["strategy"]
-    rows = []
-    for p in held_out.itertuples():
-        if strategy == "direct_mean" and p.pair in _direct:
-            base = _direct[p.pair]
-            rows.append({**base, "strategy": strategy, "derived_from": "direct",
-                         "template_hash": prompts.template_hash(strategy, search.prompt),
-                         "prediction": prompts.append_mean(base["prediction"], search.prompt)})
-            continue
-        lm = get_lm() if prompts.needs_model(strategy) else None
-        row = prompts.recover(lm, strategy, p.original, p.rewritten, max_new_tokens=max_new_tokens,
-                              max_text_tokens=max_text_tokens, mean_prompt=search.prompt,
-                              reuse_prefix=reuse_prefix and lm is not None and lm.backend == "llama_cpp")
-        if strategy == "direct":
-            _direct[p.pair] = row
-        rows.append(row)
+def recorded_row(strategy, pair):
+    """This machine's latest ok row of `strategy` on `pair` with the same template and caps, or None."""
+    key = (strategy, pair)
+    if key not in _recorded:
+        return None
+    row = dict(_recorded[key])
+    if row.get("blank_replaced"):
+        row["prediction"] = ""  # the part's own answer was blank: the ensemble leaves it out
+    return row
+
+
+def part_row(strategy, p, text_tokens=None):
+    """A part's row for pair p: this run's, else a recorded one, else computed now. A text-cut
+    row (text_tokens given) is always computed now, so the sweep's seconds come from one run."""
+    if text_tokens is None:
+        if (strategy, p.pair) in _rows:
+            return _rows[(strategy, p.pair)]
+        if (row := recorded_row(strategy, p.pair)) is not None:
+            return row
+    lm = get_lm() if prompts.needs_model(strategy) else None
+    row = prompts.recover(lm, strategy, p.original, p.rewritten, max_new_tokens=max_new_tokens,
+                          max_text_tokens=text_tokens or max_text_tokens, mean_prompt=search.prompt,
+                          reuse_prefix=reuse_prefix and lm is not None and lm.backend == "llama_cpp")
+    if text_tokens is None:
+        _rows[(strategy, p.pair)] = row
+    return row
+
+
+def scored(rows, extra):
+    """Rows with their SCS against the held-out truths, as result rows."""
     preds, _ = metrics.clean_predictions([r["prediction"] for r in rows])
     scores = metrics.scs(preds, held_out["prompt"].tolist(), enc)
     for r, p, pred, s in zip(rows, held_out.itertuples(), preds, scores):
@@ -147,14 +169,48 @@ def measure(config):
                "truth": p.prompt, "pair": p.pair, "kind": getattr(p, "kind", None),
                "split": "held_out", "scs": float(s), "encoder": enc.name,
                "validation_set": set_name, "mean_prompt": search.prompt,
-               "runtime": _lm[0].runtime if _lm else "none"}
+               "max_new_tokens": max_new_tokens, "runtime": _lm[0].runtime if _lm else "none", **extra}
 
 
+def measure(config):
+    strategy = config["strategy"]
+    text_tokens = config.get("max_text_tokens")   # set in the text-cut sweep only
+    rows = []
+    for p in held_out.itertuples():
+        if strategy == "direct_mean" and text_tokens is None and ("direct", p.pair) in _rows:
+            base = _rows[("direct", p.pair)]
+            rows.append({**base, "strategy": strategy, "derived_from": "direct",
+                         "template_hash": prompts.template_hash(strategy, search.prompt),
+                         "prediction": prompts.append_mean(base["prediction"], search.prompt)})
+        elif prompts.parts(strategy):
+            rows.append({**prompts.combine(strategy, [part_row(s, p, text_tokens) for s in prompts.parts(strategy)],
+                                           search.prompt), "derived_from": "+".join(prompts.parts(strategy))})
+        else:
+            rows.append(part_row(strategy, p, text_tokens))
+    yield from scored(rows, {"max_text_tokens": text_tokens or max_text_tokens})
+
+
+def _latest_ok_rows():
+    """This machine's latest ok row per (strategy, pair) of this model, set and caps."""
+    df = results.read(TABLE)
+    if df.empty:
+        return {}
+    df = df[df["status"].eq("ok") & df["model"].eq(model) & df["backend"].eq(backend)
+            & df["validation_set"].eq(set_name) & df["machine"].eq(machine.info()["machine"])
+            & df["pair"].isin(held_out["pair"])]
+    caps = df["step_max_new_tokens"].map(lambda b: not b or b[-1] == max_new_tokens)
+    # rows written before max_text_tokens was recorded were made with the notebook's default, 384
+    texts = df["max_text_tokens"].fillna(384) if "max_text_tokens" in df else 384
+    df = df[caps & (texts == max_text_tokens)]
+    same = df["template_hash"] == df["strategy"].map(lambda s: prompts.template_hash(s, search.prompt)
+                                                     if s in prompts.templates() else None)
+    return {(r["strategy"], r["pair"]): r for r in df[same].to_dict("records")}
+
+
+_recorded = _latest_ok_rows()
 configs = experiment.grid(strategy=strategies, model=[model], backend=[backend],
                           validation_set=[set_name], n_pairs=[len(held_out)], encoder=[enc.name])
 df = experiment.run(configs, measure, TABLE, redo=redo, desc="strategies", isolate=False)  # measure uses lm, loaded in this process
-for lm in _lm:
-    lm.close()
 
 # %%
 ok = df[df["status"].eq("ok") & df["model"].eq(model) & df["split"].eq("held_out")
@@ -166,3 +222,22 @@ display(Markdown(analysis.markdown(ok[["strategy", "truth", "prediction", "scs"]
 
 # %%
 plots.scs_bars(ok, RESULTS / "scs_by_strategy.png");
+
+# %% [markdown]
+# The text cut: the best strategy (by mean SCS above, unless `text_cut_strategy` names one) with
+# each text cut to `max_text_tokens` values, with the seconds a sample takes. Rows in
+# `text_cut.jsonl`.
+
+# %%
+best = text_cut_strategy or (metrics.summarize(ok).sort_values("scs_mean").iloc[-1]["strategy"] if len(ok) else "")
+cut_configs = experiment.grid(strategy=[best] if best else [], max_text_tokens=text_cut_tokens, model=[model],
+                              backend=[backend], validation_set=[set_name], n_pairs=[len(held_out)],
+                              encoder=[enc.name])
+cuts = experiment.run(cut_configs, measure, TEXT_CUT, redo=redo, desc="text cut", isolate=False)
+for lm in _lm:
+    lm.close()
+if len(cuts):
+    cut_ok = cuts[cuts["status"].eq("ok") & cuts["model"].eq(model) & cuts["validation_set"].eq(set_name)
+                  & cuts["machine"].eq(machine.info()["machine"])]
+    cut_ok = cut_ok.drop_duplicates(["strategy", "max_text_tokens", "pair"], keep="last")
+    display(Markdown(analysis.markdown(metrics.summarize(cut_ok, by="max_text_tokens"))))
