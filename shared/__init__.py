@@ -23,6 +23,7 @@ validation  the lab's validation set: reproducible (text, prompt) pairs, their r
 dataio    the competition's CSV format both ways (pairs in, submissions out), every bad cell named
 mean_prompt  an optimized constant prompt: greedy or beam search over words of training prompts
 submit    python -m shared.submit: a resumable submission.csv, its speed projection and score
+shards    --shard i/n of a submission and python -m shared.shards, the merge of the parts by id
 roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits
 calibration  the roofline's efficiencies fitted on measured and published rows; leave-one-out
 peaks     this machine's measured memory bandwidth and matmul FLOP/s (STREAM-like, torch)
