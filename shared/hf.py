@@ -18,7 +18,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
 from . import catalog, machine, tokens
-from .loading import LoadedModel
+from .model import LoadedModel, check_batch, stop_reason
 from .timing import TimedOutput, clock
 
 
@@ -85,26 +85,22 @@ class _FirstTokenClock(BaseStreamer):
         pass
 
 
-class HFModel(LoadedModel):
-    backend = "transformers"
+class TokenizerRules:
+    """The rules of shared.tokens on a transformers tokenizer (stop set, control tokens, literal
+    prompt text, chat template, whole characters): HFModel's, and the vllm backend's, which
+    tokenizes with the same tokenizer and hands vLLM token ids."""
+    name: str
+    tokenizer: object
 
-    def __init__(self, spec, model, tokenizer, quantization, load_s, from_cache, n_threads,
-                 gguf_path: Path | None = None):
-        self.spec, self.name, self.model, self.tokenizer = spec, spec.name, model, tokenizer
-        self.quantization, self.load_s, self.from_cache = quantization, load_s, from_cache
-        self.dtype = str(model.dtype).removeprefix("torch.")
-        devices = sorted({str(p.device) for p in model.parameters()})
-        self.device = ",".join(devices)
-        self.on_cuda = any(d.startswith("cuda") for d in devices)
-        self.n_threads = n_threads if not self.on_cuda else None
-        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(self.dtype, self.dtype)
-        self.runtime = f"transformers {short}" if quantization == "none" else f"transformers bnb-{quantization}"
-        self.context_length = spec.context_length or getattr(model.config, "max_position_embeddings", None)
-        self.n_vocab = model.get_input_embeddings().num_embeddings
+    def _init_tokens(self, tokenizer, n_vocab: int, gguf_path: Path | None, generation_config=None) -> None:
+        """Set tokenizer, n_vocab, control and eos_ids. The stop set comes from the GGUF file's
+        vocabulary when the model was converted from one (as llama.cpp sees it), else from the
+        tokenizer and generation config (shared.tokens)."""
+        self.tokenizer, self.n_vocab = tokenizer, n_vocab
         # every added token is matched by text before the rest is tokenized (the control tokens)
         self.control = tokens.ControlTokens({t.content: i for i, t in tokenizer.added_tokens_decoder.items()})
         eog = (tokens.gguf_end_of_generation(gguf_path) if gguf_path is not None
-               else tokens.tokenizer_end_of_generation(tokenizer, model.generation_config))
+               else tokens.tokenizer_end_of_generation(tokenizer, generation_config))
         eot = tokens.template_end_of_turn(self._render, self.control) if self.has_chat_template else None
         self.eos_ids = tokens.end_of_generation(eog, eot)  # the same set as the llama.cpp backend
         self._make_special(self.eos_ids)
@@ -151,6 +147,25 @@ class HFModel(LoadedModel):
         text = self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return tokens.whole_characters(text)
 
+
+class HFModel(TokenizerRules, LoadedModel):
+    backend = "transformers"
+
+    def __init__(self, spec, model, tokenizer, quantization, load_s, from_cache, n_threads,
+                 gguf_path: Path | None = None):
+        self.spec, self.name, self.model = spec, spec.name, model
+        self.quantization, self.load_s, self.from_cache = quantization, load_s, from_cache
+        self.dtype = str(model.dtype).removeprefix("torch.")
+        devices = sorted({str(p.device) for p in model.parameters()})
+        self.device = ",".join(devices)
+        self.on_cuda = any(d.startswith("cuda") for d in devices)
+        self.n_threads = n_threads if not self.on_cuda else None
+        short = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(self.dtype, self.dtype)
+        self.runtime = f"transformers {short}" if quantization == "none" else f"transformers bnb-{quantization}"
+        self.context_length = spec.context_length or getattr(model.config, "max_position_embeddings", None)
+        self._init_tokens(tokenizer, model.get_input_embeddings().num_embeddings, gguf_path,
+                          model.generation_config)
+
     def _sync(self):
         if self.on_cuda:
             torch.cuda.synchronize()
@@ -191,7 +206,6 @@ class HFModel(LoadedModel):
         matmuls, so a batched answer can differ from the one-by-one answer in the last bits
         of its logits (and rarely in a greedy token).
         """
-        from .loading import check_batch, stop_reason
         batch_ids = check_batch(batch_ids, max_new_tokens, self.n_vocab)
         width = max(map(len, batch_ids))
         pad = self.tokenizer.pad_token_id

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from . import catalog, machine, tokens
-from .loading import LoadedModel
+from .model import LoadedModel
 from .timing import TimedOutput, clock
 
 

@@ -1,4 +1,4 @@
-"""Load a model by catalog name or path, through transformers or llama.cpp, behind one interface.
+"""Load a model by catalog name or path, through transformers, llama.cpp or vLLM, behind one interface.
 
     lm = load("smollm2-135m-instruct", backend="llama_cpp", n_threads=2)
     lm = load("mistral-7b-instruct-v0.2", quantization="4bit", device_map="auto")
@@ -9,110 +9,20 @@ quantization the backend cannot do says which can, a missing or corrupt file say
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+import sys
 
-from . import catalog, timing, tokens
+from . import catalog, timing
 from .catalog import LabError
+from .model import LoadedModel, check_batch, stop_reason  # noqa: F401  (the interface, still loading.*)
 
-BACKENDS = ("transformers", "llama_cpp")
+BACKENDS = ("transformers", "llama_cpp", "vllm")
 HF_QUANTIZATIONS = ("none", "8bit", "4bit")  # bitsandbytes: LLM.int8 and nf4 with double quant
+VLLM_QUANTIZATIONS = ("none", "awq", "gptq")  # checkpoints quantized that way on the hub
+VLLM_MIN_CAPABILITY = (7, 0)  # vLLM's GPU requirement (docs: compute capability 7.0 or higher)
 
 
 class UnsupportedQuantizationError(LabError):
     pass
-
-
-class LoadedModel:
-    """A loaded model with what the timing code needs; subclassed per backend."""
-    name: str
-    backend: str
-    runtime: str
-    quantization: str
-    dtype: str
-    device: str
-    n_threads: int | None = None
-    n_gpu_layers: int | None = None
-    flash_attn: bool | None = None   # llama.cpp context options; None where they do not apply
-    n_batch: int | None = None
-    n_ubatch: int | None = None
-    context_length: int | None
-    eos_ids: set[int]
-    load_s: float
-    from_cache: bool = False
-    on_cuda: bool = False
-    spec: catalog.ModelSpec
-    rss_before_load_mb: float | None = None  # process RSS (MiB) just before and after load()
-    rss_after_load_mb: float | None = None
-
-    @property
-    def model_rss_mb(self) -> float | None:
-        """The RSS that loading added, in MiB: the model's share of the process after load().
-
-        Both backends map their weight files (mmap), and a mapped page enters the RSS only when
-        it is first read (it counts as RssFile, shared with the OS page cache, not a private
-        copy). llama.cpp maps the GGUF with MAP_POPULATE (use_mmap and prefetch, its defaults),
-        so the whole file counts right after loading, plus the anonymous memory of the weights
-        its CPU backend repacks for faster kernels, the KV cache for n_ctx and compute buffers:
-        measured here, Qwen2.5-Coder-1.5B Q4_K_M (1117 MB file) 1825 MB = 1087 file + ~740
-        anonymous. transformers keeps fp32 safetensors weights as views of the mapped file,
-        read at the first forward pass: SmolLM2-135M fp32 (540 MB of weights) 203 MB after
-        loading, 711 MB at the peak of its first generation. The rows' peak_rss_mb minus
-        rss_before_load_mb (analysis.with_model_memory) is therefore the share to compare.
-        """
-        if self.rss_before_load_mb is None or self.rss_after_load_mb is None:
-            return None
-        return self.rss_after_load_mb - self.rss_before_load_mb
-
-    @property
-    def has_chat_template(self) -> bool:
-        """Whether encode(messages=...) works; base models take a raw prompt only."""
-        raise NotImplementedError
-
-    def encode(self, prompt: str | None = None, messages: Sequence[dict] | None = None) -> list[int]:
-        raise NotImplementedError
-
-    def decode(self, ids: Sequence[int]) -> str:
-        raise NotImplementedError
-
-    def timed_generate(self, input_ids: list[int], max_new_tokens: int, force_length: bool,
-                       batch_size: int):
-        raise NotImplementedError
-
-    def generate_batch(self, batch_ids: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
-        """Greedy answers to several prompts: (new token ids, stop_reason) per prompt, in input order.
-
-        batch_ids: one list of prompt token ids per prompt (lengths may differ). Each answer
-        stops at the model's stop set (eos_ids, shared.tokens; the stop token is kept, as
-        timed_generate keeps it) or after max_new_tokens; stop_reason is "eos" or "length".
-        This default runs the prompts one by one through the backend's greedy path
-        (timed_generate); a backend that can decode several sequences at once overrides it
-        (transformers: left padding, one generate call). Raises LabError for an empty list, an
-        empty prompt or max_new_tokens < 1, before any compute.
-        """
-        batch_ids = check_batch(batch_ids, max_new_tokens, getattr(self, "n_vocab", None))
-        out = []
-        for ids in batch_ids:
-            new = self.timed_generate(ids, max_new_tokens, False, 1).new_ids
-            out.append((new, stop_reason(new, self.eos_ids)))
-        return out
-
-    def close(self) -> None:
-        """Free the weights now (benchmarks load one model after another)."""
-
-
-def check_batch(batch_ids, max_new_tokens: int, n_vocab: int | None = None) -> list[list[int]]:
-    """The prompts of generate_batch as lists of ints; LabError when the batch or a prompt is
-    empty or malformed, or max_new_tokens < 1."""
-    if isinstance(batch_ids, (str, bytes)) or not isinstance(batch_ids, Sequence) or not batch_ids:
-        raise LabError(f"batch_ids must be a non-empty list of token-id lists, got {batch_ids!r:.80}")
-    if max_new_tokens < 1:
-        raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
-    return [tokens.check_ids(ids, n_vocab) for ids in batch_ids]
-
-
-def stop_reason(new_ids: Sequence[int], eos_ids) -> str:
-    """"eos" when an answer ends on a stop token, else "length" (it ran to max_new_tokens)."""
-    return "eos" if new_ids and new_ids[-1] in eos_ids else "length"
 
 
 def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
@@ -122,6 +32,15 @@ def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:
         raise UnsupportedQuantizationError(
             f"transformers cannot do quantization {quantization!r}; choose one of "
             f"{', '.join(HF_QUANTIZATIONS)} (bitsandbytes), or use backend='llama_cpp' with a GGUF entry")
+    if backend == "vllm":
+        if quantization not in VLLM_QUANTIZATIONS:
+            raise UnsupportedQuantizationError(
+                f"vLLM runs {', '.join(VLLM_QUANTIZATIONS)} here, not {quantization!r}: a hub checkpoint "
+                "quantized with AWQ or GPTQ, or full-precision weights")
+        if spec.format == "gguf" and quantization != "none":
+            raise UnsupportedQuantizationError(
+                f"{spec.name} is a GGUF file, which the vllm backend loads converted to full precision; "
+                f"{quantization!r} needs a hub checkpoint quantized that way")
     if backend == "llama_cpp":
         if spec.format != "gguf":
             raise UnsupportedQuantizationError(
@@ -150,6 +69,12 @@ def gpu_available(backend: str) -> tuple[bool, str]:
     import torch
     if torch.cuda.is_available():
         names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if backend == "vllm":  # vLLM's CUDA kernels need compute capability 7.0 (Volta) or newer
+            old = [f"{n} ({'.'.join(map(str, torch.cuda.get_device_capability(i)))})"
+                   for i, n in enumerate(names) if torch.cuda.get_device_capability(i) < VLLM_MIN_CAPABILITY]
+            if old:
+                return False, (f"vLLM needs CUDA compute capability 7.0 or newer, and {', '.join(old)} is "
+                               "older (Kaggle's P100 is 6.0): use backend llama_cpp built with CUDA there")
         return True, f"torch sees {len(names)} CUDA device(s): {', '.join(names)}"
     return False, f"torch {torch.__version__} sees no CUDA device"
 
@@ -187,6 +112,12 @@ def device_options(backend: str, device: str = "cpu", n_threads: int | None = No
         raise LabError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if backend == "llama_cpp":
         return {"n_threads": n_threads, "n_gpu_layers": -1 if device == "cuda" else 0}
+    if backend == "vllm":  # on CUDA every visible GPU, as device_map="auto" for transformers
+        opts = {"n_threads": n_threads, "dtype": dtype or None, "device": device}
+        if device == "cuda":
+            import torch
+            opts["tensor_parallel_size"] = max(1, torch.cuda.device_count())
+        return opts
     return {"n_threads": n_threads, "dtype": dtype or None,
             "device_map": "auto" if device == "cuda" else "cpu"}
 
@@ -198,6 +129,9 @@ def load(model: str, backend: str = "transformers", quantization: str = "none", 
     CPU), device_map ("auto", "cpu", "cuda:0" or an explicit {module: device} map), n_threads.
     llama_cpp: n_threads, n_threads_batch, n_gpu_layers (-1 = all), n_ctx, flash_attn, n_batch,
     n_ubatch (unset: llama-bench's defaults, see llamacpp.LLAMA_BENCH_DEFAULTS).
+    vllm: n_threads, dtype, max_model_len, tensor_parallel_size, gpu_memory_utilization,
+    kv_cache_gib, enforce_eager, enable_prefix_caching, device (see vllm_engine.load); only in a
+    Python with vLLM (shared.envs: .venv-vllm), LabError saying so elsewhere.
     """
     spec = catalog.get(model)
     check(spec, backend, quantization)
@@ -206,6 +140,16 @@ def load(model: str, backend: str = "transformers", quantization: str = "none", 
     if backend == "transformers":
         from . import hf
         load_backend = functools.partial(hf.load, quantization=quantization)
+    elif backend == "vllm":
+        from . import envs
+        if not envs.importable("vllm"):
+            raise LabError(f"vLLM is not importable in {sys.executable}: it lives in its own environment "
+                           f"({envs.vllm_python()}, `make setup VLLM=1`). experiment.run and "
+                           "`python -m shared.submit --backend vllm` start it there themselves; "
+                           "elsewhere run your script with that Python")
+        import vllm  # noqa: F401
+        from . import vllm_engine
+        load_backend = functools.partial(vllm_engine.load, quantization=quantization)
     else:
         import llama_cpp  # noqa: F401
         from . import llamacpp

@@ -16,6 +16,11 @@ Kaggle-shaped runs: `--device auto` (CUDA when the backend sees a GPU, else the 
 summary), `--batch-size N` (several pairs per model call, LoadedModel.generate_batch), and a
 deadline guard (`--budget-hours`, `--expected-rows`): when the time left no longer covers the
 next batch at the measured rate, the remaining rows get the fallback prompt, counted.
+`--backend vllm --batch-size 32` hands each batch to vLLM at once (a batch that fails runs
+again one by one); without vLLM in this Python the command re-runs itself under the vLLM
+environment's (shared.envs, `make setup VLLM=1`). `--shard i/n` computes only shard i of n
+(round robin) for a run split over sessions or machines; `python -m shared.shards` merges the
+parts by id.
 
 It prints the measured seconds per sample and samples per second, the projection for 1300
 samples against the 9-hour budget (on this machine: a Kaggle GPU is another machine), and, when
@@ -33,13 +38,15 @@ import hashlib
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import catalog, dataio, loading, metrics, prompts, results
+from . import catalog, dataio, envs, loading, metrics, prompts, results, shards
+from .machine import REPO
 from .catalog import LabError
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
@@ -132,7 +139,8 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
         max_new_tokens: int = 32, max_text_tokens: int = 384, mean_prompt: str | None = None,
         reuse_prefix: bool = True, encoder: str | None = None, fresh: bool = False,
         device: str = "auto", batch_size: int = 1, budget_hours: float = DEADLINE_HOURS,
-        expected_rows: int | None = None, progress: bool = True, _recover=None) -> dict:
+        expected_rows: int | None = None, shard: str | None = None, progress: bool = True,
+        _recover=None) -> dict:
     """Write the submission for `test` to `out`; returns a summary (also printed by main).
 
     device: auto | cpu | cuda (loading.resolve_device). batch_size: pairs per model call
@@ -141,6 +149,9 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
     included) is budget_hours x rows / expected_rows (default max(1300, rows): on Kaggle's
     hidden set the whole budget); when the time left is less than the next batch takes at the
     measured rate, every remaining row gets the fallback prompt (`skipped: "deadline"`).
+    shard: "i/n", only the rows of shard i of n (shared.shards: round robin), each shard in its
+    own session with the whole budget (expected_rows defaults to the shard's rows); merge the
+    parts with `python -m shared.shards`.
     `_recover` replaces prompts.recover (tests use it to interrupt a run at a chosen row).
     """
     t_run = time.perf_counter()
@@ -148,7 +159,10 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
                               max_new_tokens=max_new_tokens, max_text_tokens=max_text_tokens,
                               mean_prompt=mean_prompt, device=device, batch_size=batch_size,
                               budget_hours=budget_hours, expected_rows=expected_rows)
-    pairs = dataio.read_pairs(test)
+    shards.parse(shard)  # a malformed --shard fails before the file is read
+    pairs = shards.select(dataio.read_pairs(test), shard)
+    if shard is not None and expected_rows is None:
+        expected_rows = args.expected_rows = len(pairs)
     check(args)
     uses_model = prompts.needs_model(strategy)
     model_name = model if uses_model else "none"
@@ -340,15 +354,19 @@ def main(argv: list[str] | None = None) -> int:
                              "for installing and loading); past it the rest get the fallback prompt")
     parser.add_argument("--expected-rows", type=int, default=None,
                         help=f"rows the budget is for (default {SAMPLES}, or the file's when more)")
+    parser.add_argument("--shard", default=None, metavar="I/N",
+                        help="only shard I of N (round robin); merge: python -m shared.shards")
     parser.add_argument("--out", default="submission.csv")
     args = parser.parse_args(argv)
+    if args.backend == "vllm" and not envs.importable("vllm"):
+        return _in_vllm_env(sys.argv[1:] if argv is None else list(argv))
     try:
         summary = run(args.test, args.strategy, args.out, model=args.model, backend=args.backend,
                       n_threads=args.n_threads, max_new_tokens=args.max_new_tokens,
                       max_text_tokens=args.max_text_tokens, mean_prompt=args.mean_prompt,
                       reuse_prefix=not args.no_reuse_prefix, encoder=args.encoder, fresh=args.fresh,
                       device=args.device, batch_size=args.batch_size, budget_hours=args.budget_hours,
-                      expected_rows=args.expected_rows)
+                      expected_rows=args.expected_rows, shard=args.shard)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -358,6 +376,19 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(report(summary))
     return 1 if summary.get("failed") else 0
+
+
+def _in_vllm_env(argv: list[str]) -> int:
+    """Run this command again under the vLLM environment's Python (shared.envs), with this
+    repository's shared/ first on its path; its exit code. 2 with the install hint without it."""
+    try:
+        python = envs.python_for("vllm")
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    print(f"backend vllm: running in {python}", file=sys.stderr)
+    return subprocess.call([python, "-m", "shared.submit", *argv], env=env)
 
 
 if __name__ == "__main__":

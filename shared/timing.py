@@ -59,10 +59,12 @@ class GenerationRecord:
     phase: str = "timed"         # warmup | timed
     rep: int = 0
     reused_tokens: int = 0       # prompt tokens whose KV state was kept from the call before (reuse_prefix)
+    options: dict = dataclasses.field(default_factory=dict)  # the backend's own options (LoadedModel.options), flat in the row
 
     def row(self, **extra) -> dict:
         """A flat result row: the record, the machine and versions, and any extra parameters."""
-        return {**dataclasses.asdict(self), **machine.info(), **extra}
+        fields = dataclasses.asdict(self)
+        return {**fields, **fields.pop("options"), **machine.info(), **extra}
 
 
 FIELDS = [f.name for f in dataclasses.fields(GenerationRecord)]
@@ -166,7 +168,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
         rss_after_load_mb=lm.rss_after_load_mb, model_rss_mb=lm.model_rss_mb,
         cuda_max_allocated_mb=mem.cuda_allocated_mb,
         cuda_max_reserved_mb=mem.cuda_reserved_mb, text=lm.decode(out.new_ids),
-        phase=phase, rep=rep, reused_tokens=out.reused_tokens)
+        phase=phase, rep=rep, reused_tokens=out.reused_tokens, options=lm.options())
 
 
 def benchmark(lm, prompt: str | None = None, messages: Sequence[dict] | None = None,
@@ -194,6 +196,112 @@ def filler_ids(lm, n_tokens: int, text: str | None = None) -> list[int]:
     while len(ids) < n_tokens:
         ids = ids + ids
     return ids[:n_tokens]
+
+
+@dataclasses.dataclass
+class BatchRecord:
+    """One timed batch: `batch_size` different prompts handed to the backend at once (vllm runs
+    them together; the other backends one after another), wall time from hand-over to the last
+    token of the last request."""
+    model: str
+    backend: str                 # transformers | llama_cpp | vllm
+    runtime: str
+    quantization: str
+    dtype: str
+    device: str
+    n_threads: int | None
+    batch_size: int              # prompts in the batch
+    input_tokens: int            # per prompt (all prompts of a batch have this length)
+    output_tokens: int           # new tokens over the whole batch, EOS included where it stopped
+    max_new_tokens: int
+    force_length: bool           # True: EOS banned, every prompt gets exactly max_new_tokens
+    wall_s: float                # batch start to its last token
+    samples_s: float             # batch_size / wall_s
+    output_tok_s: float          # output_tokens / wall_s
+    ttft_median_s: float | None  # median over the requests of batch start -> its first token
+    ttft_max_s: float | None     # (one at a time, the requests before count; None where unknown)
+    n_length: int                # requests that ended at max_new_tokens (the others at EOS)
+    peak_rss_mb: float
+    load_s: float                # the model's load (vllm: engine start-up, compile and KV set-up)
+    phase: str = "timed"         # warmup | timed
+    rep: int = 0
+    text: str = ""               # the first request's answer
+    options: dict = dataclasses.field(default_factory=dict)  # LoadedModel.options, flat in the row
+
+    def row(self, **extra) -> dict:
+        fields = dataclasses.asdict(self)
+        return {**fields, **fields.pop("options"), **machine.info(), **extra}
+
+
+def generate_batch(lm, batch_ids: Sequence[Sequence[int]], max_new_tokens: int = 64,
+                   force_length: bool = False, phase: str = "timed", rep: int = 0) -> BatchRecord:
+    """Time one batch of token-id prompts on `lm` (greedy). Every prompt is checked (ids, the
+    context) before any compute; LabError / ContextTooLongError say which one is wrong."""
+    if max_new_tokens < 1:
+        raise LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if isinstance(batch_ids, (str, bytes)) or not len(batch_ids):
+        raise LabError("batch_ids must be a non-empty list of token-id lists (one per prompt)")
+    batch_ids = [tokens.check_ids(ids, getattr(lm, "n_vocab", None)) for ids in batch_ids]
+    for i, ids in enumerate(batch_ids):
+        if lm.context_length and len(ids) + max_new_tokens > lm.context_length:
+            raise ContextTooLongError(
+                f"{lm.name}: prompt {i} of the batch has {len(ids)} tokens + {max_new_tokens} new "
+                f"tokens, more than the context of {lm.context_length}; shorten it or max_new_tokens")
+    with PeakMemory(cuda=lm.on_cuda) as mem:
+        out = lm.timed_generate_batch(batch_ids, max_new_tokens, force_length)
+    wall = out.t_end - out.t_start
+    n_out = sum(len(ids) for ids in out.new_ids)
+    ttft = sorted(t for t in (out.ttft_s or []) if t is not None)
+    lengths = {len(ids) for ids in batch_ids}
+    return BatchRecord(
+        model=lm.name, backend=lm.backend, runtime=lm.runtime, quantization=lm.quantization,
+        dtype=lm.dtype, device=lm.device, n_threads=lm.n_threads, batch_size=len(batch_ids),
+        input_tokens=max(lengths), output_tokens=n_out, max_new_tokens=max_new_tokens,
+        force_length=force_length, wall_s=wall, samples_s=len(batch_ids) / wall,
+        output_tok_s=n_out / wall,
+        ttft_median_s=ttft[len(ttft) // 2] if ttft else None, ttft_max_s=ttft[-1] if ttft else None,
+        n_length=sum(force_length or not (ids and ids[-1] in lm.eos_ids) for ids in out.new_ids),
+        peak_rss_mb=mem.rss_mb, load_s=lm.load_s, phase=phase, rep=rep,
+        text=lm.decode(out.new_ids[0]), options=lm.options())
+
+
+def benchmark_batch(lm, n_input_tokens: int, batch_size: int, max_new_tokens: int = 64,
+                    force_length: bool = True, repetitions: int = 2, warmup: int = 1,
+                    text: str | None = None) -> list[BatchRecord]:
+    """`warmup` + `repetitions` timed batches of `batch_size` different prompts of exactly
+    `n_input_tokens` each (filler_batch); every call gets prompts no call before it had, so an
+    engine's prefix cache (vLLM keeps one by default) cannot serve a repeated prompt."""
+    records = []
+    steps = [("warmup", i) for i in range(warmup)] + [("timed", i) for i in range(repetitions)]
+    prompts = filler_batch(lm, n_input_tokens, batch_size * len(steps), text)
+    for k, (phase, rep) in enumerate(steps):
+        records.append(generate_batch(lm, prompts[k * batch_size:(k + 1) * batch_size],
+                                      max_new_tokens, force_length, phase=phase, rep=rep))
+    return records
+
+
+def filler_batch(lm, n_tokens: int, n_prompts: int, text: str | None = None,
+                 stride: int = 37) -> list[list[int]]:
+    """`n_prompts` different prompts of exactly `n_tokens` tokens of real prose: the stream of
+    filler_ids read from a different place for each (offset i * stride tokens, stride 37, so no
+    two share their first tokens), each with the model's BOS where it adds one."""
+    if n_tokens < 2 or n_prompts < 1:
+        raise LabError(f"filler_batch needs n_tokens >= 2 and n_prompts >= 1, got {n_tokens}, {n_prompts}")
+    a, b = lm.encode(prompt="a"), lm.encode(prompt="b")
+    bos = a[:1] if a[:1] == b[:1] else []  # a token every encoded prompt starts with
+    need = n_tokens + stride * n_prompts
+    stream = filler_ids(lm, need + len(bos), text)[len(bos):]
+    body = n_tokens - len(bos)
+    return [bos + stream[i * stride:i * stride + body] for i in range(n_prompts)]
+
+
+@dataclasses.dataclass
+class BatchTimedOutput:
+    """What a backend's timed_generate_batch returns: new ids per prompt (input order) and clocks."""
+    new_ids: list[list[int]]
+    t_start: float
+    t_end: float
+    ttft_s: list[float | None] | None = None  # per request: batch start -> its first token
 
 
 @dataclasses.dataclass

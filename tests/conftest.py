@@ -14,9 +14,22 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:
         has_gpu = False
     skip = pytest.mark.skip(reason="needs a CUDA device")
+    from shared import envs
+    if envs.importable("vllm"):
+        skip_vllm = None
+    elif envs.vllm_python().exists():
+        skip_vllm = pytest.mark.skip(reason=f"vLLM lives in {envs.vllm_python()}, not in this Python: "
+                                            "make test runs these tests there (-m vllm)")
+    else:
+        skip_vllm = pytest.mark.skip(reason="vLLM is not installed: make setup VLLM=1 (CI does)")
+    skip_env = pytest.mark.skip(reason="no vLLM environment: make setup VLLM=1 (CI does)")
     for item in items:
         if "gpu" in item.keywords and not has_gpu:
             item.add_marker(skip)
+        if "vllm" in item.keywords and skip_vllm is not None:
+            item.add_marker(skip_vllm)
+        if "vllm_env" in item.keywords and not (envs.importable("vllm") or envs.vllm_python().exists()):
+            item.add_marker(skip_env)
 
 
 @pytest.fixture(scope="session")

@@ -44,8 +44,8 @@ def test_quantization_the_backend_cannot_do(model, backend, quantization, match)
 
 
 def test_unknown_backend():
-    with pytest.raises(LabError, match="transformers, llama_cpp"):
-        loading.load("smollm2-135m-instruct", "vllm")
+    with pytest.raises(LabError, match="transformers, llama_cpp, vllm"):
+        loading.load("smollm2-135m-instruct", "exllama")
 
 
 @pytest.mark.parametrize("fixture", ["smol_hf", "smol_llama"])

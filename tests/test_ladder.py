@@ -159,4 +159,7 @@ def test_the_full_cpu_parameter_set_adds_only_qwen_through_transformers():
     default, full = (yaml.safe_load((params / f"{n}.yaml").read_text())["speed"] for n in ("cpu", "cpu_full"))
     assert default.pop("quantizations_by_model") == {QWEN: []}       # llama.cpp only
     assert full.pop("quantizations_by_model") == {QWEN: ["none"]}    # and transformers fp32
+    batch = {k: full.pop(k) for k in list(full) if k.startswith("batch_")}  # and batches (issue #16)
+    assert batch["batch_sizes"] == [1, 8, 32] and "vllm" in batch["batch_backends"]
+    assert QWEN in batch["batch_models"]
     assert full == default

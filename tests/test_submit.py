@@ -279,3 +279,39 @@ def test_device_auto_takes_the_gpu(test_csv, tmp_path, backend, batch_size):
     assert summary["device"] == "cuda" and summary["computed"] == 4 and summary["errors"] == 0
     assert summary.get("n_gpu_layers", -1) == -1 and summary.get("device_map", "auto") == "auto"
     assert list(pd.read_csv(out, dtype=str)["id"]) == list(PAIRS["id"])
+
+
+def test_shards_of_a_submission_merge_into_the_whole_run(test_csv, tmp_path):
+    from shared import shards
+    whole = _run(test_csv, tmp_path / "whole.csv", strategy="direct", backend="llama_cpp")
+    parts = []
+    for i in (1, 2):
+        s = _run(test_csv, tmp_path / f"part{i}.csv", strategy="direct", backend="llama_cpp", shard=f"{i}/2")
+        assert s["rows"] == 2 and s["computed"] == 2
+        parts.append(tmp_path / f"part{i}.csv")
+    assert pd.read_csv(parts[0], dtype=str)["id"].tolist() == ["z9", "m5"]  # rows 1 and 3
+    shards.merge(test_csv, parts, tmp_path / "merged.csv")
+    merged = pd.read_csv(tmp_path / "merged.csv", dtype=str)
+    assert merged.equals(pd.read_csv(tmp_path / "whole.csv", dtype=str)) and whole["rows"] == 4
+    with pytest.raises(LabError, match="i/n"):
+        _run(test_csv, tmp_path / "x.csv", strategy="direct", shard="3/2")
+
+
+@pytest.mark.vllm_env
+def test_the_command_with_backend_vllm_runs_in_the_vllm_environment(test_csv, tmp_path):
+    import subprocess
+    import sys
+    from shared.machine import REPO
+    out = tmp_path / "vllm.csv"
+    cmd = [sys.executable, "-m", "shared.submit", str(test_csv), "--strategy", "direct", "--model", SMOL,
+           "--backend", "vllm", "--batch-size", "3", "--n-threads", "2", "--max-new-tokens", "8",
+           "--encoder", "all-MiniLM-L6-v2", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "backend vllm: running in" in done.stderr and "SCS" in done.stdout
+    sub = pd.read_csv(out, dtype=str)
+    assert sub["id"].tolist() == PAIRS["id"].tolist() and sub["rewrite_prompt"].str.strip().all()
+    side = pd.read_json(submit.sidecar(out), lines=True)
+    assert set(side["backend"]) == {"vllm"} and side["batched"].tolist() == [True, True, True, False]
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0 and "4 already done" in again.stdout  # resumed, nothing loaded

@@ -375,7 +375,42 @@ def speed_memory() -> str:
                               floatfmt=".0f") + "\n\n" + _source("speed", "speed.ipynb", df))
 
 
+def batch_throughput() -> str:
+    df = _table("batch")
+    table = analysis.batch_table(df)
+    if table.empty:
+        return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
+    return analysis.markdown(table, floatfmt=".3g") + "\n\n" + _source("batch", "speed.ipynb", df)
+
+
+def batch_verdict() -> str:
+    """Per model and machine: vLLM's largest batch against llama.cpp's batch 1, and its start-up
+    (which includes the one-time GGUF conversion when the row says it converted: from_cache false)."""
+    df = _table("batch")
+    table = analysis.batch_table(df)
+    if table.empty:
+        return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
+    ok = analysis.ok_timed(df)
+    converted = set(ok.loc[ok["backend"].eq("vllm") & ok["from_cache"].eq(False), "model"]) if "from_cache" in ok else set()
+    ratio = [c for c in table if c.startswith("largest batch")][0]
+    lines = []
+    for _, r in table[table["runtime"].str.startswith("vLLM")].iterrows():
+        sizes = [c for c in table if c.startswith("samples/s b") and r[c] == r[c]]
+        if not sizes:
+            continue
+        top = sizes[-1]
+        lines.append(f"- {r['model']} on {r['machine']} ({r['input_tokens']:.0f} input + "
+                     f"{r['max_new_tokens']:.0f} new tokens): {r['runtime']} batch {top.split(' b')[-1]} "
+                     f"{r[top]:.3g} samples/s, **{r[ratio]:.2f}x** llama.cpp's batch 1; engine "
+                     f"start-up {r['start-up s']:.0f} s"
+                     + (" (including the one-time GGUF conversion to its cache)" if r["model"] in converted else "")
+                     + ".")
+    return "\n".join(lines) or "_No vLLM batch rows yet._"
+
+
 BLOCKS = {
+    "batch_throughput": batch_throughput,
+    "batch_verdict": batch_verdict,
     "speed_decode": speed_decode,
     "speed_memory": speed_memory,
     "speed_prefill": speed_prefill,

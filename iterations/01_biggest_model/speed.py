@@ -40,6 +40,12 @@ samples = 1300                                       # hidden test set size
 output_tokens = 100                                  # the prompt length we would like to generate
 results_dir = "res/01_biggest_model"                 # relative to the repository root
 redo = False                                         # measure configurations already done here
+batch_sizes = []                                     # prompts handed over at once; [] = no batch section
+batch_models = []                                    # models timed on batches; [] = models
+batch_backends = ["llama_cpp", "vllm"]               # vllm batches; transformers and llama.cpp run one by one
+batch_backends_by_model = {}                         # model: its own batch backends
+batch_sizes_by_backend = {}                          # backend: its own batch sizes (one by one, 32 adds nothing)
+batch_max_new_tokens = 64                            # forced answer length in a batch (input: input_tokens)
 
 # %%
 from IPython.display import Markdown, display
@@ -48,7 +54,8 @@ from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
-as_lists(globals(), "models", "backends", "quantizations", "skip_configs", mappings=["quantizations_by_model"])  # -p models NAME: [NAME]
+as_lists(globals(), "models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends",
+         mappings=["quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model"])  # -p models NAME: [NAME]
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models
@@ -100,3 +107,43 @@ display(Markdown(analysis.markdown(verdict)))
 
 # %%
 plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
+
+# %% [markdown]
+# ## Batches: samples per second with many prompts at once (`batch_sizes`, e.g. PARAMS=cpu_full)
+#
+# A submission is 1300 independent prompts, an offline batch. Each backend gets `batch_size`
+# different prompts of `input_tokens` tokens at once and answers each with exactly
+# `batch_max_new_tokens` tokens; vLLM runs them together (continuous batching), llama.cpp and
+# transformers one after another. One load per model and backend serves all its batch sizes
+# (the first after one warm-up batch of its size); its load time, the engine's start-up for
+# vLLM, is its own column. vLLM's prefix cache is off here, so that no prompt is served from
+# an earlier one's KV blocks (a submission keeps it on for its shared few-shot preamble).
+# Rows go to `batch.jsonl`.
+
+# %%
+BATCH_TABLE = RESULTS / "batch.jsonl"
+batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)),
+                  "input_tokens": input_tokens, "batch_max_new_tokens": batch_max_new_tokens}
+                 for m in (batch_models or models)
+                 for c in experiment.model_configs([m], batch_backends_by_model.get(m, batch_backends), ["none"])
+                 if batch_sizes]
+
+
+def measure_batch(config):
+    backend = config["backend"]
+    opts = loading.device_options(backend, device, n_threads, dtype)
+    if backend == "vllm":
+        opts["enable_prefix_caching"] = False  # every prompt computed: a batch measures compute, not the cache
+    lm = loading.load(config["model"], backend, config["quantization"], **opts)
+    try:
+        for k, size in enumerate(int(b) for b in config["batch_sizes"].split()):
+            for rec in timing.benchmark_batch(lm, config["input_tokens"], size, repetitions=1,
+                                              max_new_tokens=config["batch_max_new_tokens"], warmup=int(k == 0)):
+                yield rec.row(from_cache=lm.from_cache)
+    finally:
+        lm.close()
+
+
+if batch_configs:
+    bdf = experiment.run(batch_configs, measure_batch, BATCH_TABLE, redo=redo, desc="batches")
+    display(Markdown(analysis.markdown(analysis.batch_table(bdf), floatfmt=".3g")))
