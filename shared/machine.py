@@ -48,6 +48,36 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_isa(flags: str | None = None) -> str:
+    """The widest x86 vector extension the CPU advertises: "AVX-512" (avx512f), "AVX2" or
+    "below AVX2" (from /proc/cpuinfo's flags, or `flags`); "" where there are none (not x86).
+    Two CPUs of one marketing name ("AMD EPYC") differ here, and so do llama.cpp's kernels and
+    speeds on them (the rows committed on 2026-11-29 came from an AVX-512 EPYC, this lab's
+    2026-12-02 machine is an AVX2 one)."""
+    if flags is None:
+        try:
+            flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                          if line.startswith("flags")), "")
+        except OSError:
+            flags = ""
+    words = set(flags.split())
+    if "avx512f" in words:
+        return "AVX-512"
+    if "avx2" in words:
+        return "AVX2"
+    return "below AVX2" if "sse2" in words else ""
+
+
+def row_isa(row) -> str:
+    """A result row's CPU vector extension: its `cpu_isa`, or for rows written before that field
+    existed, what its `llama_cpp_build` string (llama_print_system_info) says."""
+    isa = row.get("cpu_isa")
+    if isinstance(isa, str) and isa:
+        return isa
+    build = str(row.get("llama_cpp_build") or "")
+    return "AVX-512" if "AVX512 = 1" in build else "AVX2" if "AVX2 = 1" in build else ""
+
+
 def gpu_names() -> list[str]:
     """Names of the visible CUDA devices; empty without torch or CUDA."""
     try:
@@ -135,6 +165,7 @@ def _static_info() -> dict:
         "hostname": platform.node(),
         "os": f"{platform.system()} {platform.release()}",
         "cpu": cpu,
+        "cpu_isa": cpu_isa(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": usable,
         "gpus": ", ".join(gpus),

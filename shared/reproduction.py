@@ -3,7 +3,8 @@
 A fresh clone's main job measures everything again (its rows are not this checkout's, see
 results.done_configs). This module compares what the run appended with the rows that were in
 the tables before it started (in a fresh clone: the committed rows), for the same machine label
-(analysis.machine_label: "AMD EPYC 2c"), one line per configuration and headline metric:
+(analysis.machine_label: "AMD EPYC 2c") and CPU vector extension (machine.row_isa: an AVX-512 and
+an AVX2 EPYC share that label, not their speed), one line per configuration and headline metric:
 
 - before: the median of the earlier rows' values, and their spread (lowest and highest value,
   as a ratio to that median), the spread the rows themselves show;
@@ -69,19 +70,23 @@ def _units(h: Headline, df: "pd.DataFrame") -> "pd.DataFrame":
     return out
 
 
-def compare(headlines: list[Headline], before: dict[Path, set], label: str | None = None) -> "pd.DataFrame":
+def compare(headlines: list[Headline], before: dict[Path, set], label: str | None = None,
+            isa: str | None = None) -> "pd.DataFrame":
     """One row per configuration and metric that this run measured: before (median, n, spread),
-    this run (median), ratio, flag. Only rows of machines with the short label `label` (default:
-    this machine's) count on either side."""
+    this run (median), ratio, flag. Only rows of machines with the short label `label` and CPU
+    vector extension `isa` (defaults: this machine's) count on either side."""
     import pandas as pd
 
     label = label or analysis.machine_label(machine.info()["machine"])
+    isa = isa if isa is not None else machine.info().get("cpu_isa", "")
     lines = []
     for h in headlines:
         df = results.read(h.table)
         if df.empty or "run_id" not in df or "machine" not in df:
             continue
         df = df[df["machine"].map(analysis.machine_label).eq(label)]
+        if isa and not df.empty:
+            df = df[[machine.row_isa(r) in (isa, "") for r in df.to_dict("records")]]
         new = df["run_id"].isin(set(df["run_id"].dropna()) - before.get(h.table, set()))
         old_units, new_units = _units(h, df[~new]), _units(h, df[new])
         if new_units.empty:
@@ -115,7 +120,8 @@ def markdown(table: "pd.DataFrame", label: str | None = None) -> str:
         return (f"reproduction ({label}): this run measured nothing new; configurations this "
                 "checkout already measured are skipped (REDO=1 measures them again)")
     outside = int(table["flag"].eq("outside").sum())
-    head = (f"reproduction: this run against the earlier rows of {label} (a fresh clone's: the "
+    isa = machine.info().get("cpu_isa", "")
+    head = (f"reproduction: this run against the earlier rows of {label}{f' ({isa})' if isa else ''} (a fresh clone's: the "
             f"committed ones); {outside} of {len(table)} outside the spread the earlier rows show")
     shown = table.rename(columns={"before_n": "n before", "this_run": "this run",
                                   "spread": "spread before"})

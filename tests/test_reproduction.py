@@ -81,6 +81,25 @@ def test_the_comparison_flags_a_value_outside_the_spread_of_the_earlier_rows(tmp
     assert f"earlier rows of {analysis.machine_label(HERE)}" in text and "1 of 6 outside" in text
 
 
+def test_rows_of_a_cpu_with_other_vector_extensions_are_not_compared(tmp_path):
+    """Two "AMD EPYC 2c" machines: one with AVX-512 (the rows committed on 2026-11-29, which
+    predate the cpu_isa field: their llama.cpp build says AVX512 = 1) and one with AVX2 only."""
+    path = tmp_path / "speed.jsonl"
+    avx512 = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 |"
+    committed(path, [{"model": "m", "tok_s": 20.0, "llama_cpp_build": avx512},
+                     {"model": "m", "tok_s": 6.0, "cpu_isa": "AVX2"}])
+    headlines = [reproduction.Headline(path, ("model",), {"tok/s": "tok_s"})]
+    before = reproduction.snapshot(headlines)
+    results.append(path, {"machine": HERE, "status": "ok", "run_id": "now", "model": "m", "tok_s": 6.0,
+                          "cpu_isa": "AVX2"})
+    line = reproduction.compare(headlines, before, isa="AVX2").iloc[0]
+    assert line["before_n"] == 1 and line["before"] == 6.0 and line["flag"] == ""
+    assert machine.row_isa({"llama_cpp_build": avx512}) == "AVX-512"
+    assert machine.cpu_isa("fpu sse2 avx avx2 fma") == "AVX2"
+    assert machine.cpu_isa("sse2 avx2 avx512f avx512bw") == "AVX-512"
+    assert machine.cpu_isa("fp asimd") == ""
+
+
 BLOCKS = '''
 from pathlib import Path
 from shared import reproduction
