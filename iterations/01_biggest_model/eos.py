@@ -26,7 +26,7 @@
 models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names or paths
 backends = ["transformers", "llama_cpp"]             # runtimes
 device = "cpu"                                       # cpu | cuda
-n_threads = 2                                        # CPU threads
+n_threads = 0                                        # CPU threads (0: the CPUs this process may use)
 questions = [                                        # short chat prompts with short answers
     "What is the capital of France? Answer in one word.",
     "Rewrite this sentence more formally: hey, can u send me the file?",

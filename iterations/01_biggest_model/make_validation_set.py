@@ -35,7 +35,7 @@
 generator = "smollm2-135m-instruct"  # catalog name or path of an instruct model
 backend = "llama_cpp"                 # transformers | llama_cpp
 device = "cpu"                        # cpu | cuda
-n_threads = 2                         # CPU threads
+n_threads = 0                         # CPU threads (0: the CPUs this process may use)
 n_samples = 24                        # (text, prompt) pairs
 seed = 0                              # which pairs, and which prompts are held out
 max_words = 40                        # only texts of at most this many words (0: all texts)

@@ -37,7 +37,7 @@
 model = "smollm2-135m-instruct"      # catalog name or path of an instruct model
 backend = "llama_cpp"                 # transformers | llama_cpp
 device = "cpu"                        # cpu | cuda
-n_threads = 2                         # CPU threads
+n_threads = 0                         # CPU threads (0: the CPUs this process may use)
 strategies = ["fixed_prompt", "mean_prompt", "direct", "direct_mean", "two_step", "few_shot"]  # prompt_templates.yaml
 validation_set = "validation_smollm2" # <results_dir>/<name>.jsonl (make_validation_set), or a competition CSV path
 held_out_fraction = 0.5               # for a set without a split column (a CSV): share of prompts held out
