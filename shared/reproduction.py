@@ -85,8 +85,8 @@ def compare(headlines: list[Headline], before: dict[Path, set], label: str | Non
         if df.empty or "run_id" not in df or "machine" not in df:
             continue
         df = df[df["machine"].map(analysis.machine_label).eq(label)]
-        if isa and not df.empty:
-            df = df[[machine.row_isa(r) in (isa, "") for r in df.to_dict("records")]]
+        if isa and not df.empty:  # a row that cannot say which CPU measured it proves nothing here
+            df = df[[machine.row_isa(r) == isa for r in df.to_dict("records")]]
         new = df["run_id"].isin(set(df["run_id"].dropna()) - before.get(h.table, set()))
         old_units, new_units = _units(h, df[~new]), _units(h, df[new])
         if new_units.empty:

@@ -15,12 +15,13 @@ from shared import analysis, experiment, machine, reproduction, results, runbook
 from shared.machine import REPO
 
 HERE = machine.info()["machine"]
+ISA = {"cpu_isa": machine.info()["cpu_isa"]}  # rows of this CPU say so (reproduction compares only those)
 
 
 def committed(path, rows, checkout="0therc10"):
     """Rows as a clone receives them: this machine's label, another checkout (or none)."""
     for i, row in enumerate(rows):
-        results.append(path, {"machine": HERE, "status": "ok", "run_id": f"old{i % 2}",
+        results.append(path, {"machine": HERE, "status": "ok", "run_id": f"old{i % 2}", **ISA,
                               **({"checkout": checkout} if checkout else {}), **row})
 
 
@@ -69,7 +70,7 @@ def test_the_comparison_flags_a_value_outside_the_spread_of_the_earlier_rows(tmp
     for model, values in [("in", [11.0, 11.4]), ("out", [13.0, 14.0]), ("new", [5.0])]:
         for v in values:
             results.append(path, {"machine": HERE, "status": "ok", "run_id": "now", "model": model,
-                                  "tok_s": v, "scs": .3})
+                                  "tok_s": v, "scs": .3, **ISA})
     table = reproduction.compare(headlines, before).set_index(["configuration", "metric"])
     assert table.loc[("in", "tok/s"), "before"] == 11 and table.loc[("in", "tok/s"), "this_run"] == 11.2
     assert table.loc[("in", "tok/s"), "spread"] == "0.91-1.09x" and table.loc[("in", "tok/s"), "flag"] == ""
@@ -86,7 +87,8 @@ def test_rows_of_a_cpu_with_other_vector_extensions_are_not_compared(tmp_path):
     predate the cpu_isa field: their llama.cpp build says AVX512 = 1) and one with AVX2 only."""
     path = tmp_path / "speed.jsonl"
     avx512 = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | AVX512 = 1 | AVX512_VNNI = 1 |"
-    committed(path, [{"model": "m", "tok_s": 20.0, "llama_cpp_build": avx512},
+    committed(path, [{"model": "m", "tok_s": 20.0, "llama_cpp_build": avx512, "cpu_isa": None},
+                     {"model": "m", "tok_s": 9.0, "cpu_isa": None},  # says nothing of its CPU
                      {"model": "m", "tok_s": 6.0, "cpu_isa": "AVX2"}])
     headlines = [reproduction.Headline(path, ("model",), {"tok/s": "tok_s"})]
     before = reproduction.snapshot(headlines)
