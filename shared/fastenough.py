@@ -132,7 +132,7 @@ def _cell(r) -> str:
         return (f"uncalibrated {r['decode_tok_s_low']:.0f}-{r['decode_tok_s']:.0f} tok/s, "
                 f"{r['s_per_sample']:.1f}-{r['s_per_sample_high']:.1f} s, {margin}")
     mark = "✓" if r["fast_enough"] else "slow"
-    return f"{mark} {r['decode_tok_s']:.0f} tok/s, {r['s_per_sample']:.1f} s, {r['calls_per_sample']}x, {margin}"
+    return f"{mark} {r['decode_tok_s']:.0f} tok/s, {r['s_per_sample']:.1f} s, {r['calls_per_sample']:.0f}x, {margin}"
 
 
 def fast_enough_grid(table: pd.DataFrame, batch_size: int = 1) -> pd.DataFrame:
@@ -182,9 +182,9 @@ def biggest_sentences(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: flo
                else f"no held-out error ({r['error_scope']})")
         lines.append(f"- **{r['hardware']}**: **{r['model']}** ({r['params_b']:g} B parameters) in {r['quantization']} "
                      f"({r['family']}): {r['memory_per_gpu_gb']:.1f} GB a GPU of {r['memory_available_gb']:.1f} visible "
-                     f"(margin {r['memory_margin_gb']:+.1f} GB, KV for n_ctx {r['n_ctx']}), {r['decode_tok_s']:.0f} tok/s "
-                     f"predicted, {err}; {r['s_per_sample']:.1f} s a call of {r['input_tokens']} + {r['output_tokens']} "
-                     f"tokens: **{r['calls_per_sample']} calls a sample** fit the {r['budget_s']:.1f} s budget.")
+                     f"(margin {r['memory_margin_gb']:+.1f} GB, KV for n_ctx {r['n_ctx']:.0f}), {r['decode_tok_s']:.0f} tok/s "
+                     f"predicted, {err}; {r['s_per_sample']:.1f} s a call of {r['input_tokens']:.0f} + {r['output_tokens']:.0f} "
+                     f"tokens: **{r['calls_per_sample']:.0f} calls a sample** fit the {r['budget_s']:.1f} s budget.")
     return "\n".join(lines)
 
 

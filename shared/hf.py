@@ -226,15 +226,21 @@ class HFModel(TokenizerRules, LoadedModel):
             torch.cuda.empty_cache()
 
 
+def transformers_folder(spec: catalog.ModelSpec) -> tuple[Path | str, bool, Path | None]:
+    """What transformers (or vLLM) loads for `spec`: its hub id or folder, or for a GGUF entry the
+    cached conversion (made now if missing). Returns (source, from_cache, the GGUF path or None)."""
+    source = catalog.resolve(spec)
+    if spec.format != "gguf":
+        return source, True, None
+    gguf_path = Path(source)
+    folder, converted = convert_gguf(spec, gguf_path)
+    return folder, not converted, gguf_path
+
+
 def load(spec: catalog.ModelSpec, quantization: str = "none", dtype: str | None = None,
          device_map=None, n_threads: int | None = None) -> HFModel:
     t0 = time.perf_counter()  # a first load includes the GGUF conversion
-    source = catalog.resolve(spec)
-    from_cache, gguf_path = True, None
-    if spec.format == "gguf":
-        gguf_path = Path(source)
-        source, converted = convert_gguf(spec, gguf_path)
-        from_cache = not converted
+    source, from_cache, gguf_path = transformers_folder(spec)
     cuda = torch.cuda.is_available() and device_map != "cpu"
     torch_dtype = getattr(torch, dtype) if dtype else (torch.float16 if cuda else torch.float32)
     # torch's own default counts the CPUs of the box; unset, use no more than this process may

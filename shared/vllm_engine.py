@@ -33,8 +33,8 @@ import os
 import time
 from pathlib import Path
 
-from . import catalog, tokens
-from .hf import TokenizerRules, convert_gguf
+from . import catalog, machine, tokens
+from .hf import TokenizerRules, transformers_folder
 from .model import LoadedModel
 from .timing import BatchTimedOutput, TimedOutput, clock
 
@@ -190,19 +190,14 @@ def load(spec: catalog.ModelSpec, n_threads: int | None = None, dtype: str | Non
     if quantization in (None, "none") and spec.quantization in ("awq", "gptq"):
         quantization = spec.quantization  # a catalog entry quantized on the hub (models.yaml)
     device = "cuda" if cuda else "cpu"
-    n_threads = n_threads or os.cpu_count()
+    n_threads = n_threads or machine.usable_cpus()  # the CPUs this process may use
     dtype = dtype or default_dtype(cuda)
     if not cuda:
         _env_default("VLLM_CPU_OMP_THREADS_BIND", f"0-{n_threads - 1}" if n_threads > 1 else "0")
         _env_default("VLLM_CPU_KVCACHE_SPACE", kv_cache_gib or DEFAULT_KV_CACHE_GIB)
     _env_default("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     t0 = time.perf_counter()  # a first load includes the GGUF conversion
-    source = catalog.resolve(spec)
-    from_cache, gguf_path = True, None
-    if spec.format == "gguf":
-        gguf_path = Path(source)
-        source, converted = convert_gguf(spec, gguf_path)
-        from_cache = not converted
+    source, from_cache, gguf_path = transformers_folder(spec)
     from transformers import AutoTokenizer
     from vllm import LLM
     max_len = max_model_len or min(spec.context_length or DEFAULT_MAX_MODEL_LEN, DEFAULT_MAX_MODEL_LEN)

@@ -96,3 +96,29 @@ def test_notebook_runs_under_papermill(name, tmp_path):
 def test_outputs_show_repository_relative_paths(tmp_path):
     assert machine.shown(REPO / "res" / "01_biggest_model" / "speed.jsonl") == Path("res/01_biggest_model/speed.jsonl")
     assert machine.shown(tmp_path / "t.jsonl") == tmp_path / "t.jsonl"  # outside: as it is
+
+
+@pytest.mark.slow
+def test_prompt_engineering_measures_what_another_checkout_recorded(tmp_path):
+    """The rows a clone receives were measured elsewhere: a fresh checkout's run computes every
+    strategy again instead of copying those rows' answers (as it once did for an ensemble's
+    parts, which reused any recorded row of the same machine label)."""
+    small = {**SMALL["prompt_engineering"], "strategies": ["direct"], "text_cut_tokens": [],
+             "results_dir": str(tmp_path)}
+    notebooks.execute(ITERATION / "make_validation_set.ipynb", tmp_path / "v.ipynb", cwd=REPO,
+                      parameters={**SMALL["make_validation_set"], "results_dir": str(tmp_path)},
+                      progress_bar=False)
+    table = tmp_path / "prompt_engineering.jsonl"
+    elsewhere = dict(checkout="0therc10", prediction="BOGUS ANSWER FROM ANOTHER CHECKOUT")
+    # a real first run, whose rows are then re-labelled as another checkout's
+    notebooks.execute(ITERATION / "prompt_engineering.ipynb", tmp_path / "p1.ipynb", cwd=REPO,
+                      parameters=small, progress_bar=False)
+    first = results.read(table)
+    table.write_text("".join(json.dumps({**r, **elsewhere}) + "\n" for r in first.to_dict("records")))
+    notebooks.execute(ITERATION / "prompt_engineering.ipynb", tmp_path / "p2.ipynb", cwd=REPO,
+                      parameters={**small, "strategies": ["direct", "few_shot_direct_mean"]},
+                      progress_bar=False)
+    mine = results.read(table)
+    mine = mine[mine["checkout"].eq(machine.checkout_id())]
+    assert set(mine["strategy"]) == {"direct", "few_shot_direct_mean"}
+    assert not mine["prediction"].str.contains("BOGUS").any()

@@ -1,4 +1,5 @@
 """The main job goes on past a failing notebook, refreshes the report and exits non-zero."""
+import re
 import shutil
 
 import nbformat
@@ -127,7 +128,9 @@ def test_an_edited_copy_of_a_real_notebook_is_refused(tmp_path):
     it = tmp_path / "01_copy"
     shutil.copytree(REPO / "iterations" / "01_biggest_model", it, ignore=shutil.ignore_patterns("executed"))
     py = it / "roofline.py"
-    py.write_text(py.read_text().replace("threads = 2 ", "threads = 1 "))
+    edited = re.sub(r"^threads = \d+ ", "threads = 7 ", py.read_text(), count=1, flags=re.M)
+    assert edited != py.read_text()
+    py.write_text(edited)
     with pytest.raises(SystemExit, match=r"roofline.ipynb and roofline.py are not in sync \(cell \d+ differs; "
                                          r"roofline.py is newer"):
         runbook.main([str(it), "--params", "cpu", "--only", "speed", "roofline"])

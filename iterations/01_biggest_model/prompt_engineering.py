@@ -112,7 +112,7 @@ print(f"mean prompt ({len(search.history)} steps, pool {search.pool_size}): {sea
 # The strategies, each on every held-out pair. `direct_mean` appends the mean prompt to the
 # direct answers of the same run (no second model call; its seconds are direct's). An ensemble
 # joins its parts' answers for the same pair (`prompts.combine`), taken from this run or from the
-# parts' recorded rows here (same model, set, machine, template, token caps); only a part with no
+# parts' rows recorded by this checkout (same model, set, machine, template, token caps); only a part with no
 # such row is run; its seconds are the sum of its parts'.
 
 # %%
@@ -126,7 +126,7 @@ def get_lm():
 
 
 def recorded_row(strategy, pair):
-    """This machine's latest ok row of `strategy` on `pair` with the same template and caps, or None."""
+    """This checkout's latest ok row of `strategy` on `pair` with the same template and caps, or None."""
     key = (strategy, pair)
     if key not in _recorded:
         return None
@@ -184,13 +184,15 @@ def measure(config):
 
 
 def _latest_ok_rows():
-    """This machine's latest ok row per (strategy, pair) of this model, set and caps."""
+    """This checkout's latest ok row per (strategy, pair) of this model, set and caps on this
+    machine (rows a clone received were measured elsewhere: its run measures them again)."""
     df = results.read(TABLE)
-    if df.empty:
+    if df.empty or "checkout" not in df:
         return {}
+    here = machine.info()
     df = df[df["status"].eq("ok") & df["model"].eq(model) & df["backend"].eq(backend)
-            & df["validation_set"].eq(set_name) & df["machine"].eq(machine.info()["machine"])
-            & df["pair"].isin(held_out["pair"])]
+            & df["validation_set"].eq(set_name) & df["machine"].eq(here["machine"])
+            & df["checkout"].eq(here["checkout"]) & df["pair"].isin(held_out["pair"])]
     caps = df["step_max_new_tokens"].map(lambda b: not b or b[-1] == max_new_tokens)
     # rows written before max_text_tokens was recorded were made with the notebook's default, 384
     texts = df["max_text_tokens"].fillna(384) if "max_text_tokens" in df else 384

@@ -40,8 +40,8 @@ samples = 1300                                       # hidden test set size
 output_tokens = 100                                  # the prompt length we would like to generate
 results_dir = "res/01_biggest_model"                 # relative to the repository root
 redo = False                                         # measure configurations already done here
-batch_sizes = []                                     # prompts handed over at once; [] = no batch section
-batch_models = []                                    # models timed on batches; [] = models
+batch_sizes = []                                     # prompts handed over at once; []: no batch section
+batch_models = []                                    # models timed on batches; []: the models above
 batch_backends = ["llama_cpp", "vllm"]               # vllm batches; transformers and llama.cpp run one by one
 batch_backends_by_model = {}                         # model: its own batch backends
 batch_sizes_by_backend = {}                          # backend: its own batch sizes (one by one, 32 adds nothing)
