@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import analysis, calibration, peaks, results, roofline
+from . import calibration, peaks, results, roofline
 from .machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"

@@ -1,9 +1,7 @@
 """A parameter set this machine cannot run stops before its first configuration, with one
 message listing everything missing (device, weights present or downloadable, memory)."""
-from pathlib import Path
 
 import pytest
-import yaml
 
 from shared import preflight, runbook
 from shared.machine import REPO

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import nbformat
-import pandas as pd
 import yaml
 
 from shared import analysis, experiment, machine, reproduction, results, runbook
