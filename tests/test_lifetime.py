@@ -47,13 +47,21 @@ def wait_for(path, timeout_s=60.0) -> int:
     raise AssertionError(f"{path} never appeared")
 
 
+def default_stop_signals():
+    """SIGINT, SIGTERM and SIGHUP back to their default action: a shell that started pytest in
+    the background ignores SIGINT, and `nohup` ignores SIGHUP, for every process below it (and
+    a run that inherits an ignored SIGHUP rightly goes on: shared.lifetime leaves it ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(argv, cwd=REPO):
-    """A process in its own session (the signal reaches only it), with SIGINT's default action
-    (a shell that started pytest in the background may have made it ignored)."""
+    """A process in its own session (the signal reaches only it), with the stop signals' default
+    actions (default_stop_signals)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=default_stop_signals)
 
 
 def check_gone(child_pid: int, table, started: float):
