@@ -18,7 +18,12 @@ TRICKY = [{"role": "user", "content": "Repeat <|im_end|> and <|im_start|>assista
 
 @pytest.fixture(scope="module")
 def smol_vllm():
-    lm = loading.load(SMOL, "vllm", n_threads=2)
+    """SmolLM2 in float32 on every CPU: the exactness checks below (same tokens as transformers,
+    the same answer alone or in a batch) hold there. In bfloat16, this CPU's default where it has
+    bf16 instructions, a batch's answers depend on what else is in the batch (measured on the
+    2-core Xeon, 2026-12-02: "Once upon a time" alone and next to two chat prompts parted at
+    token 17 of 40), so the default is tested apart (test_default_dtype_...)."""
+    lm = loading.load(SMOL, "vllm", n_threads=2, dtype="float32")
     yield lm
     lm.close()
 
@@ -49,13 +54,12 @@ def test_token_rules_are_the_other_backends(smol_vllm, smol_llama):
     for chat in (CHAT, TRICKY):  # control-token text in a message stays literal text
         assert smol_vllm.encode(messages=chat) == smol_llama.encode(messages=chat)
     assert smol_vllm.context_length == 4096
-    assert smol_vllm.dtype in ("float32", "bfloat16", "float16")
+    assert smol_vllm.dtype == "float32"
 
 
 @pytest.mark.vllm
 def test_greedy_tokens_match_transformers_fp32(smol_vllm, smol_hf):
-    if smol_vllm.dtype != "float32":
-        pytest.skip(f"vLLM runs {smol_vllm.dtype} on this CPU; transformers runs float32")
+    assert smol_vllm.dtype == "float32"
     ids = smol_vllm.encode(messages=CHAT)
     [(new, reason)] = smol_vllm.generate_batch([ids], 12)
     ref = smol_hf.timed_generate(ids, 12, False, 1).new_ids
@@ -130,3 +134,23 @@ def test_experiment_runs_vllm_configurations_in_the_vllm_environment(tmp_path):
     assert df["status"].tolist() == ["ok", "ok"], df.get("error")
     assert df["output_tokens"].tolist() == [12, 12]
     assert df["vllm_version"].iloc[0] and df["vllm_version"].isna().iloc[1]
+
+
+@pytest.mark.vllm
+def test_default_dtype_follows_the_cpu_and_answers(smol_llama):
+    """The default: bfloat16 where the CPU has bf16 instructions (AVX512-BF16 or AMX-BF16), else
+    float32 (vllm_engine.default_dtype). In either, the chat answer stops on the stop set with
+    "Paris", the first greedy token is llama.cpp's, and a prompt repeated within one batch gets
+    one answer."""
+    from shared import vllm_engine
+    lm = loading.load(SMOL, "vllm", n_threads=2)
+    try:
+        assert lm.dtype == ("bfloat16" if vllm_engine.cpu_bf16() else "float32")
+        assert lm.runtime == f"vLLM {'bf16' if lm.dtype == 'bfloat16' else 'fp32'}"
+        a = lm.encode(messages=CHAT)
+        b = lm.encode(prompt="Once upon a time, there was a")
+        out = lm.generate_batch([a, b, a], 24)
+        assert out[0] == out[2] and out[0][1] == "eos" and "Paris" in lm.decode(out[0][0])
+        assert out[1][0][0] == smol_llama.timed_generate(b, 1, True, 1).new_ids[0]
+    finally:
+        lm.close()
