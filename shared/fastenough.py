@@ -3,7 +3,7 @@
 Tables for the `roofline` notebook, which appends them as rows to res/01_biggest_model/roofline.jsonl
 (the report reads those rows): every candidate x quantization x GPU x batch size predicted (memory
 margin on the GPU's visible capacity, decode tok/s with its calibration and the held-out error of
-its column, seconds a call, calls a sample, verdict; "uncalibrated" with a range where the runtime
+its column, seconds a call, calls a sample after loading the model once, verdict; "uncalibrated" with a range where the runtime
 has no row on the card's generation); the biggest candidate per GPU at 4 bits or more and at the
 lowest bits public perplexity figures still call usable; this CPU's ladder; the figure of decode
 tok/s against bytes per token.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import calibration, peaks, results, roofline
+from . import calibration, modelfiles, peaks, results, roofline
 from .machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -88,14 +88,17 @@ class Model:
         return (None if pd.isna(r["held_out_err_pct"]) else float(r["held_out_err_pct"])), r["scope"]
 
     def predict(self, model: str, quant: str, hardware: str, input_tokens: int, output_tokens: int,
-                budget_s: float, batch_size: int = 1, n_ctx: int | None = None) -> roofline.Prediction:
+                budget_s: float, batch_size: int = 1, n_ctx: int | None = None,
+                samples: int | None = None) -> roofline.Prediction:
+        """roofline.predict with this model's calibration and column error; `samples`: one
+        model load is taken from the whole budget (roofline.predict)."""
         hw = roofline.hardware(hardware, self.peaks)
         q = roofline.quantization(quant)
         err, scope = self.decode_error(q.family, hw)
         cal = self.calibrator.calibration(q.family, hw, batch_size=batch_size)
         cal = dataclasses.replace(cal, decode_error_pct=err if cal.calibrated else None, error_scope=scope)
         return roofline.predict(model, quant, hw, batch_size, input_tokens, output_tokens, budget_s, cal,
-                                self.peaks, name=model, n_ctx=n_ctx)
+                                self.peaks, name=model, n_ctx=n_ctx, samples=samples)
 
     def this_machine(self) -> roofline.Hardware | None:
         from .machine import info
@@ -108,7 +111,9 @@ class Model:
 def fast_enough(m: Model, candidates, quantizations, hardware, input_tokens: int, output_tokens: int,
                 budget_hours: float, samples: int, batch_sizes=(1,), n_ctx: int | None = None) -> pd.DataFrame:
     """One row per candidate x quantization x hardware x batch size: the Prediction's fields,
-    its verdict, the model's parameters and the quantization's nominal bits and perplexity cost."""
+    its verdict, the model's parameters and the quantization's nominal bits and perplexity cost.
+    Each row's calls a sample count what is left after loading that model once
+    (`load_s`, `budget_net_s`; roofline.predict with `samples`)."""
     if budget_hours <= 0 or samples < 1:
         raise roofline.RooflineError(f"budget_hours must be > 0 and samples >= 1, got {budget_hours}, {samples}")
     budget_s = budget_hours * 3600 / samples
@@ -120,14 +125,22 @@ def fast_enough(m: Model, candidates, quantizations, hardware, input_tokens: int
                      "budget_hours": budget_hours, "samples": samples}
             for hw in hardware:
                 for b in batch_sizes:
-                    rows.append(m.predict(model, q, hw, input_tokens, output_tokens, budget_s, b, n_ctx).row() | extra)
+                    rows.append(m.predict(model, q, hw, input_tokens, output_tokens, budget_s, b, n_ctx,
+                                         samples).row() | extra)
     return pd.DataFrame(rows)
 
 
+WEIGHTS_TAG = {"file": "file", "catalog GGUF": "file", "bpw estimate": "bpw est.", "parameters": "params"}
+
+
 def _cell(r) -> str:
+    tag = WEIGHTS_TAG.get(r.get("weights_source"), "") if "weights_source" in r else ""
+    tag = f" ({tag})" if tag else ""
     if r["fits_memory"] is False:
-        return f"✗ {r['memory_per_gpu_gb']:.1f} GB > {r['memory_available_gb']:.1f} (margin {r['memory_margin_gb']:+.1f})"
-    margin = f"margin {r['memory_margin_gb']:+.1f} GB" if pd.notna(r["memory_margin_gb"]) else "memory unknown"
+        return (f"✗ {r['memory_per_gpu_gb']:.1f} GB > {r['memory_available_gb']:.1f} "
+                f"(margin {r['memory_margin_gb']:+.1f}){tag}")
+    margin = (f"margin {r['memory_margin_gb']:+.1f} GB{tag}" if pd.notna(r["memory_margin_gb"])
+              else f"memory unknown{tag}")
     if not r["calibrated"]:
         return (f"uncalibrated {r['decode_tok_s_low']:.0f}-{r['decode_tok_s']:.0f} tok/s, "
                 f"{r['s_per_sample']:.1f}-{r['s_per_sample_high']:.1f} s, {margin}")
@@ -182,10 +195,60 @@ def biggest_sentences(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: flo
                else f"no held-out error ({r['error_scope']})")
         lines.append(f"- **{r['hardware']}**: **{r['model']}** ({r['params_b']:g} B parameters) in {r['quantization']} "
                      f"({r['family']}): {r['memory_per_gpu_gb']:.1f} GB a GPU of {r['memory_available_gb']:.1f} visible "
-                     f"(margin {r['memory_margin_gb']:+.1f} GB, KV for n_ctx {r['n_ctx']:.0f}), {r['decode_tok_s']:.0f} tok/s "
-                     f"predicted, {err}; {r['s_per_sample']:.1f} s a call of {r['input_tokens']:.0f} + {r['output_tokens']:.0f} "
-                     f"tokens: **{r['calls_per_sample']:.0f} calls a sample** fit the {r['budget_s']:.1f} s budget.")
+                     f"(margin {r['memory_margin_gb']:+.1f} GB, KV for n_ctx {r['n_ctx']:.0f}; weights: {_weights_text(r)}), "
+                     f"{r['decode_tok_s']:.0f} tok/s predicted, {err}; {r['s_per_sample']:.1f} s a call of "
+                     f"{r['input_tokens']:.0f} + {r['output_tokens']:.0f} tokens: **{r['calls_per_sample']:.0f} calls a "
+                     f"sample** fit {_budget_text(r)}.")
     return "\n".join(lines)
+
+
+def _weights_text(r) -> str:
+    """Where a row's weight bytes come from: the published file (named) or the estimate."""
+    source = r.get("weights_source")
+    if source is None or (isinstance(source, float) and pd.isna(source)):
+        return "not recorded"
+    return f"{source}, {r['weights_file']}" if source in ("file", "bpw estimate") else source
+
+
+def _budget_text(r) -> str:
+    """The per-sample budget a row's calls were counted in, with the load time taken from it."""
+    load = r.get("load_s")
+    if load is None or pd.isna(load) or pd.isna(r.get("budget_net_s")):
+        return f"the {r['budget_s']:.1f} s budget (no load time counted)"
+    how = str(r["load_calibration"]).split(":")[0]          # "1 public row" | "uncalibrated for llama.cpp"
+    return (f"the {r['budget_net_s']:.2f} s a sample left of {r['budget_s']:.2f} s after loading the model once "
+            f"in {load:.0f} s ({how})")
+
+
+def load_summary(table: pd.DataFrame) -> str:
+    """One sentence on the load times a table used: the rate's source and the range over its rows."""
+    if "load_s" not in table:
+        return ("These rows predate load times and published file sizes (roofline.predict counts them now): "
+                "run roofline.ipynb again.")
+    if table["load_s"].isna().all():
+        return "No load time is counted (no public read rate for these machines, data/load_times.yaml)."
+    t = table[table["load_s"].notna()]
+    rate = modelfiles.rate_for(str(t["hardware"].iloc[0]))
+    basis = (f"bytes read at load / {rate.read_gb_s:.3f} GB/s, the Kaggle read rate of one public row ({rate.gb:g} GB "
+             f"in {rate.seconds:g} s: {rate.what}; {rate.source})" if rate else "bytes read at load / the read rate")
+    lo, hi = t.loc[t["load_s"].idxmin()], t.loc[t["load_s"].idxmax()]
+    return (f"Model load, once a submission: {basis}; GGUF files are read whole, transformers and bitsandbytes "
+            f"read the fp16 checkpoint (calibrated for those two, uncalibrated for llama.cpp): from {lo['load_s']:.0f} s "
+            f"({lo['model']} {lo['quantization']}) to {hi['load_s']:.0f} s ({hi['model']} {hi['quantization']}), "
+            f"taken from the {t['budget_hours'].iloc[0]:g} h before the calls a sample are counted.")
+
+
+def weights_summary(table: pd.DataFrame) -> str:
+    """Which rows' weights are published file sizes and which are bits-per-weight estimates."""
+    if "weights_source" not in table:
+        return ""
+    t = table[(table["batch_size"] == 1) & table["family"].eq("llama.cpp")].drop_duplicates(["model", "quantization"])
+    files = t[t["weights_source"].isin(["file", "catalog GGUF"])]
+    est = t[t["weights_source"].eq("bpw estimate")]
+    return (f"GGUF weights: {len(files)} model x type cells from published files (shared/data/gguf_files.yaml, the larger "
+            f"file where quantizers differ: {'; '.join(f'{r.model} {r.quantization}: {r.weights_file}' for r in files.itertuples() if 'larger' in r.weights_file) or 'none'}), "
+            f"{len(est)} from parameters x bits per weight ({', '.join(f'{r.model} {r.quantization}' for r in est.itertuples()) or 'none'}): "
+            "the cells say (file) or (bpw est.); transformers and bitsandbytes cells (params) are parameters x their bits.")
 
 
 def cpu_ladder(m: Model, ladder, input_tokens: int, output_tokens: int,

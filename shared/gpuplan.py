@@ -57,7 +57,7 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
                          "config": f"{name} {config['backend']} {config['quantization']}",
                          "memory_per_gpu_gb": p.memory_per_gpu_gb, "visible_gb": p.memory_available_gb,
                          "margin_gb": p.memory_margin_gb, "s_per_call": p.s_per_sample * 1,
-                         "s_total": p.s_per_sample * calls, "calibrated": p.calibrated,
+                         "s_total": p.s_per_sample * calls, "load_s": p.load_s, "calibrated": p.calibrated,
                          "fits": p.fits_memory is not False, "source": spec.source})
     return pd.DataFrame(rows)
 
@@ -66,7 +66,8 @@ def describe(table: pd.DataFrame, hardware: str) -> str:
     """The plan as text: a table and a line per configuration that would not fit."""
     show = table.drop(columns=["source", "config"])
     lines = [f"plan on {hardware}: {len(table)} configurations, {int((~table['fits']).sum())} predicted not to fit "
-             "(times exclude loading; `calibrated` False: a range's optimistic end)",
+             "(s_total excludes loading; load_s: the model's files read once at the machine's public read rate, "
+             "empty where none is recorded; `calibrated` False: a range's optimistic end)",
              analysis.markdown(show, floatfmt=".3g")]
     for _, r in table[~table["fits"]].iterrows():
         lines.append(f"SKIP {r['model']} {r['backend']} {r['quantization']}: {r['memory_per_gpu_gb']:.1f} GB a GPU "

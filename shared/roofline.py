@@ -12,6 +12,11 @@ Inference", 2022, and in llama.cpp discussions). The same form serves GPUs and t
     decode rate  1 / t                                                       (tokens/s per sequence)
     prefill      flops / (efficiency x peak FLOP/s) + overhead               (s)
     memory       weights + KV cache (n_ctx x batch) + runtime buffers a GPU  (GB), on the visible capacity
+    load         bytes read at load / the machine's read rate, once a submission (s)
+
+A GGUF type's weights are the published file's size where one is recorded
+(data/gguf_files.yaml through shared/modelfiles.py), else parameters x bits per weight; the
+load time comes from a public load time on the machine (data/load_times.yaml).
 
 Efficiencies and overheads are never typed: shared/calibration.py fits them on measured rows of
 the same runtime (on the same card generation, else "uncalibrated" with a range) and hands a
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import yaml
 
-from . import catalog
+from . import catalog, modelfiles
 from .catalog import LabError
 
 HARDWARE_FILE = Path(__file__).with_name("hardware.yaml")
@@ -331,12 +336,30 @@ def compute_precision(quant: Quantization, hw: Hardware) -> str:
     return "fp16" if hw.fast_fp16 and "fp16" in hw.peak_tflops else "fp32"
 
 
-def weight_bytes(arch: Architecture, quant: Quantization, cbits: int, per_token: bool) -> float:
+def weight_bytes(arch: Architecture, quant: Quantization, cbits: int, per_token: bool,
+                 published_bytes: float | None = None) -> float:
     """Bytes of the weights: resident (per_token=False) or read per decode step (True: MoE
     active experts only; the input embedding is a row lookup, so only the output matrix is read
-    whole; a tied embedding is read as the output matrix)."""
+    whole; a tied embedding is read as the output matrix).
+
+    The catalog's own GGUF file gives its tensors' bytes. `published_bytes` (a published GGUF
+    file's size, shared/modelfiles.py) is the resident size; the bytes read per step are that
+    size times the estimate's read / resident ratio: the file minus the token-embedding share
+    (untied models) and minus the inactive experts (MoE), both at the file's mean bits per
+    weight. Otherwise parameters x bits per weight (data/quantization.yaml).
+    """
     if arch.gguf_tensor_bytes and quant.key == arch.gguf_file_type:
         return arch.gguf_bytes_per_token if per_token else arch.gguf_tensor_bytes
+    read = _estimated_bytes(arch, quant, cbits, per_token=True)
+    resident = _estimated_bytes(arch, quant, cbits, per_token=False)
+    if published_bytes:
+        return published_bytes * read / resident if per_token else published_bytes
+    return read if per_token else resident
+
+
+def _estimated_bytes(arch: Architecture, quant: Quantization, cbits: int, per_token: bool) -> float:
+    """Parameters x bits per weight: blocks at `bpw`, the output matrix at `lm_head_bpw`, an
+    untied input embedding (resident only) at `embedding_bpw`."""
     blocks = arch.block_params(active=per_token) * quant.bpw / 8
     head = arch.vocab_size * arch.hidden_size * quant.bits("lm_head_bpw", cbits) / 8
     if per_token:
@@ -386,6 +409,8 @@ class Prediction:
     n_ctx: int                       # tokens the KV cache is allocated for, per sequence
     weights_gb: float                # resident
     weights_read_gb: float           # read per decode step
+    weights_source: str              # file (published GGUF) | catalog GGUF | bpw estimate | parameters
+    weights_file: str                # the file(s) or the estimate the weights come from
     kv_read_gb: float                # KV cache read per step (all sequences, mean context)
     bytes_per_token_gb: float        # weights + KV per step
     decode_flops: float              # per step (all sequences)
@@ -402,10 +427,13 @@ class Prediction:
     fits_memory: bool | None
     s_per_sample: float              # prefill + (output - 1) / decode, divided by the batch
     s_per_sample_high: float         # the same at the pessimistic end
-    budget_s: float
-    calls_per_sample: int            # model calls of this size that fit the per-sample budget
+    budget_s: float                  # the budget's share of one sample (hours x 3600 / samples)
+    load_s: float | None             # seconds to load the model once (None: no public rate for the machine)
+    load_calibration: str            # how load_s was obtained, and whether it was subtracted
+    budget_net_s: float              # a sample's share after loading once: budget_s - load_s / samples
+    calls_per_sample: int            # model calls of this size that fit budget_net_s
     max_output_tokens: int           # the largest output whose sample fits the budget
-    fast_enough: bool                # at the calibrated rate (uncalibrated: at the pessimistic end)
+    fast_enough: bool                # one call fits budget_net_s at the calibrated rate (uncalibrated: pessimistic end)
     calibrated: bool
     precision: str                   # whose peak FLOP/s bounds prefill
     decode_calibration: str
@@ -419,7 +447,7 @@ class Prediction:
         if self.fits_memory is False:
             return "does not fit"
         if not self.calibrated:
-            if self.s_per_sample > self.budget_s:
+            if self.s_per_sample > self.budget_net_s:
                 return "too slow"
             return "uncalibrated: fast enough" if self.fast_enough else "uncalibrated: ceiling fast, pessimistic slow"
         if not self.fast_enough:
@@ -433,7 +461,7 @@ class Prediction:
 def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_size: int = 1,
             input_tokens: int = 600, output_tokens: int = 100, budget_s: float | None = None,
             calibration: Calibration = CEILING, peaks: list[dict] | None = None,
-            name: str | None = None, n_ctx: int | None = None) -> Prediction:
+            name: str | None = None, n_ctx: int | None = None, samples: int | None = None) -> Prediction:
     """Predict speed and memory of `model` stored as `quant` on `hw` (see the module docstring).
 
     Decode reads the weights once per step for all `batch_size` sequences and each sequence's
@@ -445,6 +473,13 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     runtime on this card generation) gives the ceiling and a pessimistic end. `budget_s`: seconds
     a sample (required: the budget lives in the params files). RooflineError before any compute
     for a workload below 1 token or an n_ctx shorter than input + output.
+
+    Weights: the catalog's own GGUF, else for a GGUF type a published file of the model
+    (`name`, shared/modelfiles.py: the larger where quantizers differ), else parameters x bits
+    per weight; `weights_source` says which. Loading: the bytes read at load over the machine's
+    public read rate (modelfiles.load_seconds); with `samples` (the submission's sample count)
+    one load is taken from the whole budget before the calls a sample are counted
+    (`budget_net_s`); without it the load time is reported, not subtracted.
     """
     if min(batch_size, input_tokens, output_tokens) < 1:
         raise RooflineError(f"batch_size, input_tokens and output_tokens must be >= 1, got "
@@ -461,7 +496,18 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     hw = hw if isinstance(hw, Hardware) else hardware(hw, peaks)
     cbits = compute_bits(q, hw)
     kv_per_token = arch.kv_bytes_per_token(q.bits("kv_bits", cbits))
-    weights_read = weight_bytes(arch, q, cbits, per_token=True)
+    label = name or (model if isinstance(model, str) else None)
+    own_file = bool(arch.gguf_tensor_bytes) and q.key == arch.gguf_file_type
+    published = modelfiles.published_size(label, q.key) if label and q.family == "llama.cpp" and not own_file else None
+    if own_file:
+        weights_source, weights_file = "catalog GGUF", arch.source
+    elif published:
+        weights_source, weights_file = "file", published[1]
+    else:
+        weights_source = "bpw estimate" if q.family == "llama.cpp" else "parameters"
+        weights_file = f"parameters x {q.bpw:g} bits per weight ({QUANTIZATION_FILE.name}: {q.key})"
+    published_bytes = published[0] if published else None
+    weights_read = weight_bytes(arch, q, cbits, per_token=True, published_bytes=published_bytes)
     kv_read = batch_size * kv_per_token * (input_tokens + output_tokens / 2)
     step_bytes = weights_read + kv_read
     c = calibration
@@ -476,7 +522,16 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
         low = 1 / (ideal_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0))
     prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
         + c.prefill_overhead_s
-    weights = weight_bytes(arch, q, cbits, per_token=False)
+    weights = weight_bytes(arch, q, cbits, per_token=False, published_bytes=published_bytes)
+    load_s, load_calibration = modelfiles.load_seconds(
+        modelfiles.checkpoint_bytes(q.family, arch.params_total_b, weights), q.family, hw.label)
+    if load_s is not None and samples:
+        budget_net = budget_s - load_s / samples
+        load_calibration += f"; one load taken from the budget of {samples} samples"
+    else:
+        budget_net = budget_s
+        if load_s is not None:
+            load_calibration += "; not subtracted (no sample count given)"
     overhead_gb = (c.memory_overhead_gb if c.memory_overhead_gb else hw.runtime_overhead_gb) * hw.count
     memory = weights + batch_size * kv_per_token * n_ctx + overhead_gb * GB
     per_gpu = memory / hw.count
@@ -484,13 +539,14 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     margin = None if available is None else available - per_gpu / GB
     per_sample = (prefill + (output_tokens - 1) / decode) / batch_size
     per_sample_high = (prefill + (output_tokens - 1) / low) / batch_size
-    max_out = max(0, math.floor(1 + (budget_s * batch_size - prefill) * decode))
+    max_out = max(0, math.floor(1 + (budget_net * batch_size - prefill) * decode))
     memory_rows = c.memory_rows if c.memory_overhead_gb else (
         f"weights + KV for n_ctx {n_ctx} + {hw.runtime_overhead_gb:g} GB runtime per GPU ({HARDWARE_FILE.name})")
     return Prediction(
         model=name or (model if isinstance(model, str) else "?"), quantization=q.key, family=q.family,
         hardware=hw.label, batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
-        n_ctx=n_ctx, weights_gb=weights / GB, weights_read_gb=weights_read / GB, kv_read_gb=kv_read / GB,
+        n_ctx=n_ctx, weights_gb=weights / GB, weights_read_gb=weights_read / GB,
+        weights_source=weights_source, weights_file=weights_file, kv_read_gb=kv_read / GB,
         bytes_per_token_gb=step_bytes / GB, decode_flops=step_flops,
         decode_bound="memory" if ideal_s <= step_bytes / bandwidth else "compute",
         ceiling_tok_s=1 / ideal_s, decode_tok_s=decode, decode_tok_s_low=low,
@@ -498,7 +554,8 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
         prefill_s=prefill, memory_gb=memory / GB, memory_per_gpu_gb=per_gpu / GB, memory_available_gb=available,
         memory_margin_gb=margin, fits_memory=None if margin is None else margin >= 0,
         s_per_sample=per_sample, s_per_sample_high=per_sample_high, budget_s=budget_s,
-        calls_per_sample=int(budget_s // per_sample_high), max_output_tokens=max_out,
-        fast_enough=per_sample_high <= budget_s, calibrated=c.calibrated, precision=precision,
+        load_s=load_s, load_calibration=load_calibration, budget_net_s=budget_net,
+        calls_per_sample=max(0, int(budget_net // per_sample_high)), max_output_tokens=max_out,
+        fast_enough=per_sample_high <= budget_net, calibrated=c.calibrated, precision=precision,
         decode_calibration=c.decode_rows, prefill_calibration=c.prefill_rows,
         memory_calibration=memory_rows, decode_error_pct=c.decode_error_pct, error_scope=c.error_scope)

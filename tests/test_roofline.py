@@ -13,8 +13,11 @@ BUDGET = 9 * 3600 / 1300   # a sample's share of Kaggle's 9 h for 1300 samples
 
 def test_llama2_7b_q8_0_weights_are_7_16_gb():
     p = roofline.predict("llama-2-7b-chat", "Q8_0", "T4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
-    assert p.weights_gb == pytest.approx(6.74e9 * 8.5 / 8 / 1e9, rel=1e-6)
-    assert p.weights_gb == pytest.approx(7.16, abs=0.01)
+    assert (p.weights_gb, p.weights_source) == (7.16, "file")          # TheBloke's Provided files: 7.16 GB
+    assert "llama-2-7b-chat.Q8_0.gguf" in p.weights_file
+    # the bits-per-weight estimate it replaces agrees to 0.02%
+    estimate = roofline.weight_bytes(roofline.architecture("llama-2-7b-chat"), roofline.quantization("Q8_0"), 16, False)
+    assert estimate == pytest.approx(6.74e9 * 8.5 / 8, rel=1e-6) and estimate / GB == pytest.approx(7.16, abs=0.01)
 
 
 def test_mistral_7b_kv_cache_is_128_kib_per_token_in_fp16():
@@ -26,10 +29,17 @@ def test_mistral_7b_kv_cache_is_128_kib_per_token_in_fp16():
 def test_mixtral_reads_only_its_active_experts():
     arch = roofline.architecture("mixtral-8x7b-instruct-v0.1")
     assert arch.params_active_b == pytest.approx(12.9)
-    p = roofline.predict("mixtral-8x7b-instruct-v0.1", "Q4_K_M", "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
-    assert p.weights_gb == pytest.approx(46.7e9 * 4.8944 / 8 / GB, rel=1e-3)       # all experts resident
+    # a type without a published file (IQ2_XS): parameters x bits per weight
+    p = roofline.predict("mixtral-8x7b-instruct-v0.1", "IQ2_XS", "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
+    assert p.weights_source == "bpw estimate"
+    assert p.weights_gb == pytest.approx(46.7e9 * 2.31 / 8 / GB, rel=1e-3)          # all experts resident
     # top-2 experts read per token; the input embedding is a row lookup, not read whole
-    assert p.weights_read_gb == pytest.approx((12.9e9 - 32000 * 4096) * 4.8944 / 8 / GB, rel=1e-6)
+    assert p.weights_read_gb == pytest.approx((12.9e9 - 32000 * 4096) * 2.31 / 8 / GB, rel=1e-6)
+    # a published file: resident = the file, read = the file scaled by the same active share
+    f = roofline.predict("mixtral-8x7b-instruct-v0.1", "Q4_K_M", "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
+    assert f.weights_gb == pytest.approx(28.4)
+    share = (12.9e9 - 32000 * 4096) / 46.7e9
+    assert f.weights_read_gb == pytest.approx(28.4 * share, rel=1e-6)
 
 
 def test_bitsandbytes_keeps_the_output_matrix_in_the_compute_dtype():
@@ -45,7 +55,9 @@ def test_decode_at_the_bandwidth_roof_and_a_layer_split_adds_memory_not_speed():
     one = roofline.predict("mistral-7b-instruct-v0.2", "Q8_0", "T4", input_tokens=600, output_tokens=100, budget_s=BUDGET)
     two = roofline.predict("mistral-7b-instruct-v0.2", "Q8_0", "2xT4", input_tokens=600, output_tokens=100, budget_s=BUDGET)
     kv = 128 * 1024 * 650
-    assert one.bytes_per_token_gb == pytest.approx(((7.24e9 - 32000 * 4096) * 8.5 / 8 + kv) / GB)
+    # TheBloke's 7.70 GB file less the token-embedding share (at the file's mean bits per weight)
+    assert one.weights_source == "file"
+    assert one.bytes_per_token_gb == pytest.approx((7.70e9 * (7.24e9 - 32000 * 4096) / 7.24e9 + kv) / GB)
     assert one.decode_bound == "memory"
     assert one.decode_tok_s == pytest.approx(320e9 / (one.bytes_per_token_gb * GB))
     assert two.decode_tok_s == pytest.approx(one.decode_tok_s)
@@ -203,7 +215,7 @@ def test_a_fit_margin_is_visible_capacity_minus_weights_kv_for_n_ctx_and_buffers
     arch = roofline.architecture("llama-2-7b-chat")
     p = roofline.predict("llama-2-7b-chat", "Q4_K_M", "T4", input_tokens=600, output_tokens=20, n_ctx=4096,
                          budget_s=BUDGET)
-    weights = roofline.weight_bytes(arch, roofline.quantization("Q4_K_M"), 16, per_token=False)
+    weights = 4.08e9                                                          # TheBloke's published file
     need = (weights + 4096 * arch.kv_bytes_per_token(16)) / GB + 0.78       # KV allocated for n_ctx, not the sample
     assert p.memory_gb == pytest.approx(need)
     assert p.memory_margin_gb == pytest.approx(15.72 - need)
@@ -291,3 +303,74 @@ def test_a_gpu_plan_marks_the_configurations_that_would_not_fit_before_loading_a
     assert label == "2xT4" and "mixtral-8x7b-instruct-v0.1 transformers none" in unfit
     assert not any("4bit" in c or "llama_cpp" in c for c in unfit)
     assert gpuplan.unfit_configs({**section, "device": "cpu"}, "2xT4") == ("2xT4", [])
+
+
+def test_published_gguf_sizes_are_used_and_a_missing_entry_falls_back():
+    from shared import modelfiles
+    # every candidate x type with a published file predicts exactly that file's size
+    for f in modelfiles.published_files():
+        p = roofline.predict(f.model, f.type, "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
+        assert p.weights_source == "file" and p.weights_gb >= f.gb - 1e-9, (f.model, f.type)
+    # a catalog GGUF entry finds the file it downloads
+    q = roofline.predict("mistral-7b-instruct-v0.2-q4_k_m", "Q4_K_M", "T4", input_tokens=1, output_tokens=1,
+                         budget_s=BUDGET)
+    assert (q.weights_gb, q.weights_source) == (4.37, "file")
+    # no published Q8_0 of gemma-7b-it and no IQ2_XS file at all: parameters x bits per weight
+    for model, quant in (("gemma-7b-it", "Q8_0"), ("llama-2-70b-chat", "IQ2_XS")):
+        p = roofline.predict(model, quant, "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
+        arch = roofline.architecture(model)
+        assert p.weights_source == "bpw estimate"
+        assert p.weights_gb * GB == pytest.approx(roofline.weight_bytes(arch, roofline.quantization(quant), 16, False))
+    assert modelfiles.published_size("gemma-7b-it", "Q8_0") is None
+    # transformers weights never come from a GGUF file
+    assert roofline.predict("llama-2-7b-chat", "fp16", "T4", budget_s=BUDGET).weights_source == "parameters"
+
+
+def test_where_quantizers_differ_the_larger_file_is_used_and_named(tmp_path):
+    from shared import modelfiles
+    size, text = modelfiles.published_size("mixtral-8x7b-instruct-v0.1", "Q4_K_M")
+    assert size == pytest.approx(28.4e9) and "TheBloke 26.44 GB" in text and "the larger used" in text
+    # the fit uses the larger file: weights + KV for n_ctx 700 (600 + 100), split over the two T4s
+    p = roofline.predict("mixtral-8x7b-instruct-v0.1", "Q4_K_M", "2xT4", budget_s=BUDGET)
+    assert p.memory_per_gpu_gb == pytest.approx((28.4e9 + 700 * 128 * 1024) / GB / 2 + 0.78)
+    # a recorded file of another quantizer that is smaller changes nothing; a larger one wins
+    data = {"sources": {"s": "test"}, "models": {"phi-2": [
+        {"type": "Q4_K_M", "gb": 1.0, "quantizer": "a", "file": "x.gguf", "source": "s"},
+        {"type": "Q4_K_M", "gb": 2.5, "quantizer": "b", "file": "y.gguf", "source": "s"}]}}
+    import yaml
+    path = tmp_path / "gguf_files.yaml"
+    path.write_text(yaml.safe_dump(data))
+    size, text = modelfiles.published_size("phi-2", "Q4_K_M", path)
+    assert size == 2.5e9 and text.startswith("file y.gguf 2.5 GB (b); a 1 GB")
+    assert modelfiles.published_size("phi-2", "Q8_0", path) is None
+
+
+def test_load_time_is_file_bytes_over_the_kaggle_read_rate_and_reproduces_the_seeds_rows():
+    from shared import modelfiles
+    rate = modelfiles.rate_for("T4")
+    assert rate.read_gb_s == pytest.approx(93 / 720)                  # the seed: 93 GB in 12 min on Kaggle
+    assert modelfiles.rate_for("2xT4") is rate and modelfiles.rate_for("H200") is None
+    for check in modelfiles.load_checks():                            # the seed's PC: HDD 24 min, SSD 1 min
+        assert check["gb"] / check["read_gb_s"] == pytest.approx(check["seconds"], rel=0.05), check["what"]
+    # the seed's own configuration reproduces its row: Mixtral read as the fp16 checkpoint
+    nf4 = roofline.predict("mixtral-8x7b-instruct-v0.1", "bnb-4bit", "2xT4", budget_s=BUDGET)
+    assert nf4.load_s == pytest.approx(46.7e9 * 2 / GB / (93 / 720)) and nf4.load_s == pytest.approx(720, rel=0.01)
+    assert nf4.load_calibration.startswith("1 public row")
+    gguf = roofline.predict("mixtral-8x7b-instruct-v0.1", "Q4_K_M", "2xT4", budget_s=BUDGET)
+    assert gguf.load_s == pytest.approx(28.4 / (93 / 720)) and gguf.load_calibration.startswith("uncalibrated")
+    s, why = modelfiles.load_seconds(1e9, "llama.cpp", "H200")
+    assert s is None and "no public load time" in why
+
+
+def test_calls_a_sample_count_what_is_left_after_one_load():
+    samples, hours = 1300, 9.0
+    budget = hours * 3600 / samples
+    free = roofline.predict("llama-2-13b-chat", "Q4_K_M", "T4", budget_s=budget)            # no sample count
+    p = roofline.predict("llama-2-13b-chat", "Q4_K_M", "T4", budget_s=budget, samples=samples)
+    assert free.budget_net_s == budget and "not subtracted" in free.load_calibration
+    assert p.load_s == pytest.approx(7.87 / (93 / 720))
+    assert p.budget_net_s == pytest.approx(budget - p.load_s / samples)
+    assert p.calls_per_sample == int(p.budget_net_s // p.s_per_sample_high)
+    # a load that eats the whole budget leaves no call
+    tiny = roofline.predict("mixtral-8x7b-instruct-v0.1", "bnb-4bit", "2xT4", budget_s=0.5, samples=1000)
+    assert tiny.budget_net_s < 0 and tiny.calls_per_sample == 0 and not tiny.fast_enough

@@ -297,9 +297,12 @@ def roofline_fast_enough() -> str:
     return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
             f"fit on any GPU), predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
             f"{int(r0['output_tokens'])} output tokens (the median output of the lab's own prompt-recovery calls), "
-            f"calls of that size that fit a sample's budget, memory margin a GPU (visible capacity minus weights, KV "
-            f"for n_ctx {int(r0['n_ctx'])} and runtime buffers); ✗ = does not fit. Budget {r0['budget_hours']:g} h / "
-            f"{int(r0['samples'])} samples = {r0['budget_s']:.1f} s a sample. Batch 1.\n\n"
+            f"calls of that size that fit a sample's budget after the model is loaded once, memory margin a GPU "
+            f"(visible capacity minus weights, KV for n_ctx {int(r0['n_ctx'])} and runtime buffers) and where the "
+            f"weights come from: (file) a published GGUF size, (bpw est.) parameters x bits per weight, (params) "
+            f"parameters x the dtype's bits; ✗ = does not fit. Budget {r0['budget_hours']:g} h / "
+            f"{int(r0['samples'])} samples = {r0['budget_s']:.1f} s a sample. Batch 1. "
+            + fastenough.load_summary(table) + " " + fastenough.weights_summary(table) + "\n\n"
             + analysis.markdown(fastenough.fast_enough_grid(table))
             + "\n\nThe biggest candidate per GPU on a runtime calibrated on that card's generation, at 4 bits or more:\n\n"
             + fastenough.biggest_sentences(table)

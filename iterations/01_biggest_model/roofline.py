@@ -80,11 +80,16 @@ display(Markdown(analysis.markdown(model.batch_check, floatfmt=".3g")))  # batch
 # ## Fast enough? Every candidate x quantization x GPU x batch size
 #
 # Cell: verdict, predicted decode tok/s, seconds a call of `input_tokens` + `output_tokens`,
-# calls a sample that fit the budget, memory margin a GPU on its visible capacity.
+# calls a sample that fit the budget after the model is loaded once (its file read at the
+# Kaggle read rate of a public load time, `shared/data/load_times.yaml`), memory margin a GPU
+# on its visible capacity, and whether the weights are a published GGUF file's size (file,
+# `shared/data/gguf_files.yaml`) or an estimate (bpw est., params).
 
 # %%
 table = fastenough.fast_enough(model, candidates, quantizations, hardware, input_tokens, output_tokens,
                                budget_hours, samples, batch_sizes, n_ctx)
+print(fastenough.load_summary(table))
+print(fastenough.weights_summary(table))
 display(Markdown(analysis.markdown(fastenough.fast_enough_grid(table))))
 display(Markdown(analysis.markdown(fastenough.calibrations(table))))
 display(Markdown(fastenough.biggest_sentences(table)))
