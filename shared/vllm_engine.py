@@ -6,7 +6,7 @@
 vLLM (0.32) does not read GGUF files: a catalog GGUF entry is converted once into a transformers
 folder by shared.hf.convert_gguf (the same cached folder the transformers backend loads, fp32
 safetensors) and vLLM casts it to `dtype` (default_dtype: float16 on CUDA, float32 on a CPU
-without bf16 instructions, as this one). Hugging Face ids and folders load as they are.
+without bf16 instructions, as the AVX2 EPYC; bfloat16 where it has them, as the Xeon). Hugging Face ids and folders load as they are.
 
 The token rules are the lab's (shared.tokens), on the model's transformers tokenizer
 (hf.TokenizerRules): the lab tokenizes and hands vLLM token ids, so prompts are literal text

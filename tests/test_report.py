@@ -22,3 +22,26 @@ def test_a_hand_edited_block_is_reported_stale(tmp_path):
     assert any("missing" in p for p in problems)  # ../../res links do not resolve from tmp
     report.render(copy)
     assert [p for p in report.check(copy) if "stale" in p] == []
+
+
+def test_batch_verdict_says_conversion_only_where_that_machine_converted(tmp_path, monkeypatch):
+    """A model's one-time GGUF conversion is part of vLLM's start-up only on the machine whose row
+    says it converted (from_cache false): the committed Qwen rows, copied to a second machine that
+    found the conversion in its cache, must not say so there (a machine-blind set did)."""
+    import importlib.util
+
+    from shared import results
+    spec = importlib.util.spec_from_file_location("rb", REPO / "iterations" / "01_biggest_model" / "report_blocks.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    rows = results.read(REPO / "res" / "01_biggest_model" / "batch.jsonl")
+    rows = rows[rows["model"].eq("qwen2.5-coder-1.5b-instruct") & rows["machine"].eq(rows["machine"].iloc[0])]
+    first = rows.assign(from_cache=rows["backend"].ne("vllm"))                       # converted here
+    second = rows.assign(from_cache=True, machine="CPU Other Vendor Chip (2 cores)")  # found it cached
+    results.append(tmp_path / "batch.jsonl", first.to_dict("records") + second.to_dict("records"))
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    lines = [line for line in rb.batch_verdict().splitlines() if line.startswith("- qwen")]
+    assert len(lines) == 2
+    by_machine = {("Other Vendor Chip 2c" in line): line for line in lines}
+    assert "one-time GGUF conversion" in by_machine[False]
+    assert "one-time GGUF conversion" not in by_machine[True]

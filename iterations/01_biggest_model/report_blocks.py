@@ -394,7 +394,8 @@ def batch_verdict() -> str:
     if table.empty:
         return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
     ok = analysis.ok_timed(df)
-    converted = set(ok.loc[ok["backend"].eq("vllm") & ok["from_cache"].eq(False), "model"]) if "from_cache" in ok else set()
+    conv = ok[ok["backend"].eq("vllm") & ok["from_cache"].eq(False)] if "from_cache" in ok else ok.iloc[:0]
+    converted = set(zip(conv["model"], conv["machine"].map(analysis.machine_label)))  # per model and machine
     ratio = [c for c in table if c.startswith("largest batch")][0]
     lines = []
     for _, r in table[table["runtime"].str.startswith("vLLM")].iterrows():
@@ -406,7 +407,7 @@ def batch_verdict() -> str:
                      f"{r['max_new_tokens']:.0f} new tokens): {r['runtime']} batch {top.split(' b')[-1]} "
                      f"{r[top]:.3g} samples/s, **{r[ratio]:.2f}x** llama.cpp's batch 1; engine "
                      f"start-up {r['start-up s']:.0f} s"
-                     + (" (including the one-time GGUF conversion to its cache)" if r["model"] in converted else "")
+                     + (" (including the one-time GGUF conversion to its cache)" if (r["model"], r["machine"]) in converted else "")
                      + ".")
     return "\n".join(lines) or "_No vLLM batch rows yet._"
 
