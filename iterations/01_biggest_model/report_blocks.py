@@ -254,12 +254,19 @@ def _roofline_source() -> str:
             "`shared/data/quantization.yaml`, `shared/models.yaml`._")
 
 
+def _counts_as_int(df, *columns):
+    """`df` with its count columns as integers: rows read back from roofline.jsonl next to rows of
+    other tables come back as floats ("9.0"); a count is whole (a missing one stays empty)."""
+    return df.assign(**{c: df[c].astype("Int64") for c in columns if c in df})
+
+
 def roofline_accuracy() -> str:
     loo, held, cols = _roofline_rows("loo_summary"), _roofline_rows("held_out"), _roofline_rows("column_error")
     if loo.empty:
         return _roofline_source()
     keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
-    loo = loo.assign(configs=loo["configs"].astype(int))
+    loo, held, cols = _counts_as_int(loo, "configs"), _counts_as_int(held, "configs", "predicted"), \
+        _counts_as_int(cols, "configs")
     return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
             "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
             "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "

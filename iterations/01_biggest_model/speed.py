@@ -35,8 +35,8 @@ input_text = ""                                      # typical input; empty: inp
 input_tokens = 300                                   # a typical original + rewrite + instruction
 max_new_tokens = 32                                  # forced length of the timed generation
 repetitions = 3                                      # timed runs after one warm-up
-budget_hours = 9.0                                   # Kaggle limit for the whole submission
-samples = 1300                                       # hidden test set size
+budget_hours = 0.0                                   # hours for the whole submission (0: shared/data/kaggle.yaml)
+samples = 0                                          # hidden test set rows (0: shared/data/kaggle.yaml)
 output_tokens = 100                                  # the prompt length we would like to generate
 results_dir = "res/01_biggest_model"                 # relative to the repository root
 redo = False                                         # measure configurations already done here
@@ -50,12 +50,13 @@ batch_max_new_tokens = 64                            # forced answer length in a
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, experiment, loading, plots, timing
+from shared import analysis, competition, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
 as_lists(globals(), "models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends",
          mappings=["quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model"])  # -p models NAME: [NAME]
+budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models
@@ -111,7 +112,7 @@ plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
 # %% [markdown]
 # ## Batches: samples per second with many prompts at once (`batch_sizes`, e.g. PARAMS=cpu_full)
 #
-# A submission is 1300 independent prompts, an offline batch. Each backend gets `batch_size`
+# A submission is the hidden test set's independent prompts (`samples`), an offline batch. Each backend gets `batch_size`
 # different prompts of `input_tokens` tokens at once and answers each with exactly
 # `batch_max_new_tokens` tokens; vLLM runs them together (continuous batching), llama.cpp and
 # transformers one after another. One load per model and backend serves all its batch sizes
