@@ -36,6 +36,21 @@ def visible_gpu() -> str | None:
     return f"{n}x{name}" if n > 1 else name
 
 
+def gpu_label(name: str) -> str:
+    """The hardware.yaml label of the GPU `name` names (a label such as "T4" or "2xT4", a key such
+    as "tesla-t4", or torch's device name). LabError listing every known GPU label otherwise,
+    before anything is computed or loaded."""
+    known = [h.label for h in roofline.hardware_table().values()]
+    try:
+        hw = roofline.hardware(str(name))
+    except roofline.RooflineError:
+        hw = None
+    if hw is None or hw.kind != "gpu":
+        raise catalog.LabError(f"unknown GPU {name!r} to plan for: known GPUs (shared/hardware.yaml) are "
+                               f"{', '.join(known)}; e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4")
+    return hw.label
+
+
 def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
          budget_s: float = 1e9) -> pd.DataFrame:
     """One row per configuration of a params file's `speed` section on `hardware`: predicted
