@@ -286,21 +286,15 @@ def roofline_fast_enough() -> str:
         return _roofline_source()
     r0 = table.iloc[0]
     floor = float(r0.get("max_ppl_delta", 1.0))
-    batched = table[table["batch_size"] > 1]
     batch_text = ""
-    if not batched.empty:
-        b = batched[batched["calibrated"] & batched["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
-                    & batched["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])
-                    & batched["hardware"].eq("T4")]
-        one = table[(table["batch_size"] == 1) & table["hardware"].eq("T4")
-                    & table["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
-                    & table["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])]
-        both = __import__("pandas").concat([one, b])
-        cols = ["model", "quantization", "batch_size", "fits_memory", "decode_tok_s", "throughput_tok_s",
-                "s_per_sample", "decode_calibration"]
+    if (table["batch_size"] > 1).any():
+        both = fastenough.batched_table(table, "T4", ["mistral-7b-instruct-v0.2", "llama-2-13b-chat"],
+                                        ["fp16", "bnb-4bit", "Q4_K_M"])
         batch_text = ("\n\nBatched decoding on one T4 (weights read once a step for the whole batch, KV per "
-                      "sequence; calibrated by the published batched rows of the same runtime where there are any):\n\n"
-                      + analysis.markdown(both[cols].sort_values(["model", "quantization", "batch_size"]), floatfmt=".3g"))
+                      "sequence), per model call; calibrated by the published batched rows of the same runtime on the "
+                      "card's generation where there are any, else `uncalibrated` with a range from no gain from "
+                      "batching to the roofline ceiling. " + fastenough.BATCH_CAPTION + "\n\n"
+                      + analysis.markdown(both, floatfmt=".3g"))
     return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
             f"fit on any GPU), predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
             f"{int(r0['output_tokens'])} output tokens (the median output of the lab's own prompt-recovery calls), "

@@ -88,6 +88,11 @@ table = fastenough.fast_enough(model, candidates, quantizations, hardware, input
                                budget_hours, samples, batch_sizes, n_ctx)
 display(Markdown(analysis.markdown(fastenough.fast_enough_grid(table))))
 display(Markdown(analysis.markdown(fastenough.calibrations(table))))
+if max(batch_sizes) > 1:  # per GPU, the configurations that fit memory: batch sizes side by side
+    display(Markdown(fastenough.BATCH_CAPTION))
+    fitting = table[table["fits_memory"] != False]  # noqa: E712
+    for label in dict.fromkeys(table["hardware"]):
+        display(Markdown(f"**{label}**\n\n" + analysis.markdown(fastenough.batched_table(fitting, label))))
 display(Markdown(fastenough.biggest_sentences(table)))
 display(Markdown(fastenough.biggest_sentences(table, min_bits=0, max_ppl_delta=max_ppl_delta)))
 
