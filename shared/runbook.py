@@ -201,6 +201,9 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     if "speed" not in config:
         raise SystemExit(f"parameter set {params!r} has no speed section: nothing to plan")
     print(gpuplan.describe(gpuplan.plan(config["speed"], label), label))
+    batches = gpuplan.describe_batches(gpuplan.batch_plan(config["speed"], label), label)
+    if batches:
+        print("\n" + batches)
     return 0
 
 

@@ -27,7 +27,7 @@ models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/mode
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
 quantizations_by_model = {}                          # model: its own transformers quantizations; []: llama.cpp only
-skip_configs = []                                    # "model backend quantization" to leave out (make run: predicted not to fit the GPU)
+skip_configs = []                                    # "model backend quantization" (or "batch model backend quantization size") to leave out: make run, predicted not to fit the GPU
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
 dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
 n_threads = 0                                        # CPU threads, llama.cpp and torch (0: the CPUs this process may use)
@@ -123,11 +123,18 @@ plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
 
 # %%
 BATCH_TABLE = RESULTS / "batch.jsonl"
-batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)),
+
+
+def batch_sizes_of(c):  # a size in skip_configs as "batch model backend quantization size" is left out
+    return [b for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)
+            if f"batch {c['model']} {c['backend']} {c['quantization']} {b}" not in skip_configs]
+
+
+batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_of(c)),
                   "input_tokens": input_tokens, "batch_max_new_tokens": batch_max_new_tokens}
                  for m in (batch_models or models)
                  for c in experiment.model_configs([m], batch_backends_by_model.get(m, batch_backends), ["none"])
-                 if batch_sizes]
+                 if batch_sizes and batch_sizes_of(c)]
 
 
 def measure_batch(config):
