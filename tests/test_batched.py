@@ -3,9 +3,9 @@ batched rows of that runtime on the card's generation (llama.cpp: public P40 mic
 elsewhere the cell is "uncalibrated" with a range from no gain from batching to the ceiling."""
 import pytest
 
-from shared import calibration, fastenough, roofline
+from shared import calibration, competition, fastenough, roofline
 
-BUDGET_S = 24.9
+BUDGET_S = competition.facts().budget_s_per_sample
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,8 @@ def test_the_batch_check_shows_how_far_batch_1_constants_miss_the_p40_batches(mo
 
 def test_the_batched_table_shows_ranges_and_says_what_a_llama_cpp_batch_is(model):
     table = fastenough.fast_enough(model, ["mistral-7b-instruct-v0.2"], ["fp16", "Q4_K_M"], ["T4", "P100"],
-                                   600, 18, 9.0, 1300, (1, 8, 32))
+                                   600, 18, competition.facts().budget_hours,
+                                   competition.facts().samples, (1, 8, 32))
     t4 = fastenough.batched_table(table, "T4")
     assert list(t4["batch_size"]) == [1, 8, 32, 1, 8, 32]
     q4 = t4[t4["quantization"] == "Q4_K_M"].set_index("batch_size")
