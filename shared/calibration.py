@@ -228,7 +228,10 @@ class Calibrator:
     (bitsandbytes dequantizes once per step either way). A runtime is calibrated on a card by
     rows of that card, the card named by `calibrate_like`, or other cards of its generation;
     never by another runtime. Where there are none it is uncalibrated: the roofline ceiling and
-    a pessimistic end (the runtime's worst fitted efficiency and overhead on any GPU).
+    a pessimistic end (the runtime's worst fitted efficiency and overhead on any GPU). A batch
+    above 1 is calibrated only by batched rows of the runtime on the card's generation; without
+    them it is uncalibrated too, from the ceiling to no gain from batching (each sequence costs a
+    batch-1 step of the runtime's batch-1 calibration, or of its worst fit).
     """
 
     def __init__(self, observations: list[Observation], hardware_of: dict[str, Hardware]):
@@ -333,18 +336,29 @@ class Calibrator:
         the runtime on the card's generation: uncalibrated, with the pessimistic constants (and,
         with `fallback`, the family's other-generation median as its central value)."""
         d, d_rows, calibrated = self._lookup(self.decode, family, hw, fallback)
+        unbatched = None   # batch > 1 without batched rows: the no-gain end of the range
         if batch_size > 1:
             b, b_rows, b_cal = self._lookup(self.batched, family, hw)
             if b is not None:
                 d, d_rows, calibrated = b, "batched rows: " + b_rows, b_cal
-            elif d is not None:
-                d_rows = f"no batched {family} row on this generation; batch-1 calibration: " + d_rows
+            elif fallback:  # held-out errors only: the batch-1 constants, as batch_check shows them
+                if d is not None:
+                    d_rows = f"no batched {family} row on this generation; batch-1 calibration: " + d_rows
+            else:
+                unbatched = d or self.pessimistic(family, hw.kind)
+                d_rows = (f"uncalibrated at batch {batch_size}: no batched {family} row on a {hw.generation or hw.kind} "
+                          f"card; range from the roofline ceiling to no gain from batching (each sequence a "
+                          f"batch-1 step: " + (d_rows if d is not None else "the runtime's worst fit on any GPU")
+                          + ")") if unbatched else ""
+                d, calibrated = None, False
         p, p_rows, _ = self._lookup(self.prefill, family, hw)
         m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
         m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
                   f"{m.points} points of {'; '.join(short(c) for c in m.configs)})") if m else ""
         worst = self.pessimistic(family, hw.kind) if not calibrated else None
-        if not calibrated and d is None:
+        if unbatched is not None:  # per sequence: a batch-1 step each, B of them one after another
+            worst = unbatched
+        if not calibrated and d is None and not d_rows:
             d_rows = (f"uncalibrated: no {family} row on a {hw.generation or hw.kind} card; range from the roofline "
                       + (f"ceiling to its worst fit on any GPU (eff {worst.efficiency:.2f}, overhead "
                          f"{worst.overhead_s * 1e3:.1f} ms)" if worst else "ceiling (no pessimistic bound)"))
@@ -357,7 +371,8 @@ class Calibrator:
             memory_rows=m_rows or "none: weights + KV only (no measured memory row on this hardware)",
             decode_error_pct=decode_error_pct, calibrated=calibrated,
             pessimistic_efficiency=worst.efficiency if worst else None,
-            pessimistic_overhead_s=worst.overhead_s if worst else None)
+            pessimistic_overhead_s=worst.overhead_s if worst else None,
+            pessimistic_unbatched=unbatched is not None)
 
     def predict(self, o: Observation) -> dict:
         """Decode tok/s, prefill s and memory GB predicted for an observation's configuration (a

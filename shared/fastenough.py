@@ -156,6 +156,38 @@ def fast_enough_grid(table: pd.DataFrame, batch_size: int = 1) -> pd.DataFrame:
     return grid[list(dict.fromkeys(t["hardware"]))].reset_index()
 
 
+BATCH_CAPTION = ("llama-cpp-python, the lab's llama.cpp backend, runs prompts one at a time: a llama.cpp batch "
+                 "above 1 means llama.cpp's own batched decoding (llama-server with -np slots, llama-batched-bench), "
+                 "not the lab's runs; transformers batches with generate() on a padded batch.")
+
+
+def _range(low: float, high: float, calibrated: bool, fmt: str = ".3g") -> str:
+    return f"{high:{fmt}}" if calibrated else f"uncalibrated {low:{fmt}}-{high:{fmt}}"
+
+
+def batched_table(table: pd.DataFrame, hardware: str = "T4", models=None, quantizations=None) -> pd.DataFrame:
+    """The batch sizes of `table` (fast_enough's rows) on one GPU side by side, per model and
+    quantization: decode tok/s per sequence, throughput of the batch and seconds a sample, each a
+    range "uncalibrated LOW-HIGH" (the runtime's no-batching-gain end to the roofline ceiling) where
+    no batched row of the runtime on the card's generation calibrates it; the rows that did."""
+    t = table[table["hardware"].eq(hardware)]
+    if models is not None:
+        t = t[t["model"].isin(list(models))]
+    if quantizations is not None:
+        t = t[t["quantization"].isin(list(quantizations))]
+    rows = []
+    for r in t.to_dict("records"):
+        cal = bool(r["calibrated"])
+        rows.append({"model": r["model"], "quantization": r["quantization"], "runtime": r["family"],
+                     "batch_size": int(r["batch_size"]), "fits_memory": r["fits_memory"],
+                     "decode_tok_s": _range(r["decode_tok_s_low"], r["decode_tok_s"], cal),
+                     "throughput_tok_s": _range(r["decode_tok_s_low"] * r["batch_size"], r["throughput_tok_s"], cal),
+                     "s_per_sample": _range(r["s_per_sample"], r["s_per_sample_high"], cal),   # = when calibrated
+                     "decode_calibration": r["decode_calibration"]})
+    out = pd.DataFrame(rows)
+    return out.sort_values(["model", "quantization", "batch_size"], kind="stable").reset_index(drop=True) if rows else out
+
+
 def calibrations(table: pd.DataFrame) -> pd.DataFrame:
     """Which rows calibrated each family x hardware of the table, and the column's held-out error."""
     t = table[table["batch_size"] == 1].drop_duplicates(["family", "hardware"])

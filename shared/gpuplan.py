@@ -36,6 +36,21 @@ def visible_gpu() -> str | None:
     return f"{n}x{name}" if n > 1 else name
 
 
+def gpu_label(name: str) -> str:
+    """The hardware.yaml label of the GPU `name` names (a label such as "T4" or "2xT4", a key such
+    as "tesla-t4", or torch's device name). LabError listing every known GPU label otherwise,
+    before anything is computed or loaded."""
+    known = [h.label for h in roofline.hardware_table().values()]
+    try:
+        hw = roofline.hardware(str(name))
+    except roofline.RooflineError:
+        hw = None
+    if hw is None or hw.kind != "gpu":
+        raise catalog.LabError(f"unknown GPU {name!r} to plan for: known GPUs (shared/hardware.yaml) are "
+                               f"{', '.join(known)}; e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4")
+    return hw.label
+
+
 def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
          budget_s: float = 1e9) -> pd.DataFrame:
     """One row per configuration of a params file's `speed` section on `hardware`: predicted
@@ -62,6 +77,61 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
     return pd.DataFrame(rows)
 
 
+# vLLM's CUDA kernels are built for compute capability 7.0 and newer (its setup.py
+# NVIDIA_SUPPORTED_ARCHS starts at "7.0": vllm-project/vllm issue #963, "Support for compute
+# capability <7.0"): no vLLM configuration runs on a Pascal card (P100 sm_60, P4 sm_61).
+VLLM_UNSUPPORTED_GENERATIONS = ("pascal",)
+
+
+def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = None,
+               budget_s: float = 1e9) -> pd.DataFrame:
+    """One row per batch configuration of a params file's `speed` section (its batch_* keys, as
+    the speed notebook builds them) and batch size on `hardware`: memory a GPU with the KV cache of
+    the whole batch (input_tokens + batch_max_new_tokens a sequence; for vLLM, which pages its KV
+    cache, one sequence's), seconds a batch, `fits`.
+    A checkpoint whose quantization the roofline has no facts for (AWQ, GPTQ) gets no memory and
+    fits None (run, not skipped: nothing says it would not fit); vLLM on a card it has no kernels
+    for fits False. `skip` is the speed notebook's skip_configs string of the row."""
+    sizes = [int(b) for b in section.get("batch_sizes") or []]
+    if not sizes:
+        return pd.DataFrame()
+    hw = roofline.hardware(hardware)
+    m = model or fastenough.Model(hardware=(hw.label,))
+    n_in, n_out = int(section.get("input_tokens", 500)), int(section.get("batch_max_new_tokens", 64))
+    by_model = section.get("batch_backends_by_model", {}) or {}
+    by_backend = section.get("batch_sizes_by_backend", {}) or {}
+    rows = []
+    for name in section.get("batch_models") or section["models"]:
+        spec = catalog.get(name)
+        for config in experiment.model_configs([name], by_model.get(name, section.get("batch_backends", [])), ["none"]):
+            backend = config["backend"]
+            q = str(spec.quantization) if spec.quantization not in ("none", None) else "fp16"
+            for b in [int(x) for x in by_backend.get(backend, sizes)]:
+                row = {"model": name, "backend": backend, "quantization": q, "batch_size": b,
+                       "skip": f"batch {name} {backend} {config['quantization']} {b}",
+                       "memory_per_gpu_gb": None, "visible_gb": hw.usable_memory_gb, "margin_gb": None,
+                       "s_per_batch": None, "fits": None, "note": ""}
+                if backend == "vllm" and hw.generation in VLLM_UNSUPPORTED_GENERATIONS:
+                    row.update(fits=False, note=f"vLLM has no kernels for {hw.generation} (compute capability < 7.0)")
+                try:
+                    p = m.predict(name, q, hw.key, n_in, n_out, budget_s, b)
+                except roofline.RooflineError as e:
+                    row["note"] = row["note"] or f"no memory facts for {q}: {str(e).split(':')[0]}"
+                else:
+                    # vLLM pages its KV cache: what must fit is the weights and one sequence's KV
+                    # (a batch that holds more runs in turns); llama.cpp allocates n_ctx x slots at load
+                    need = m.predict(name, q, hw.key, n_in, n_out, budget_s, 1) if backend == "vllm" else p
+                    row.update(memory_per_gpu_gb=need.memory_per_gpu_gb, margin_gb=need.memory_margin_gb,
+                               s_per_batch=p.s_per_sample * b)
+                    if row["fits"] is None:
+                        row["fits"] = need.fits_memory is not False
+                    if backend == "vllm":
+                        row["note"] = row["note"] or (f"memory: weights + one sequence's KV (vLLM pages the rest); "
+                                                      f"time: {p.family} constants, no vLLM row calibrates it")
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def describe(table: pd.DataFrame, hardware: str) -> str:
     """The plan as text: a table and a line per configuration that would not fit."""
     show = table.drop(columns=["source", "config"])
@@ -75,11 +145,29 @@ def describe(table: pd.DataFrame, hardware: str) -> str:
     return "\n".join(lines)
 
 
+def describe_batches(table: pd.DataFrame, hardware: str) -> str:
+    """The batch plan as text: a table and a SKIP line per batch that would not fit or not run."""
+    if table.empty:
+        return ""
+    unfit = table[table["fits"].eq(False)]
+    lines = [f"batches on {hardware}: {len(table)} configurations x batch sizes, {len(unfit)} predicted not to "
+             "fit or not to run (memory: KV for the whole batch, vLLM one sequence's; fits empty: no facts to judge, it runs)",
+             analysis.markdown(table.drop(columns="skip"), floatfmt=".3g")]
+    for _, r in unfit.iterrows():
+        why = r["note"] if r["memory_per_gpu_gb"] is None or pd.isna(r["memory_per_gpu_gb"]) or r["note"].startswith("vLLM has") \
+            else f"{r['memory_per_gpu_gb']:.1f} GB a GPU > {r['visible_gb']:.1f} GB visible"
+        lines.append(f"SKIP batch {r['model']} {r['backend']} {r['quantization']} x{r['batch_size']}: {why}")
+    return "\n".join(lines)
+
+
 def unfit_configs(section: dict, hardware: str | None = None) -> tuple[str | None, list[str]]:
-    """(the GPU planned for, the speed notebook's `skip_configs` strings "model backend
-    quantization" predicted not to fit it); (None, []) where no GPU is visible and none is named."""
+    """(the GPU planned for, the speed notebook's `skip_configs` strings predicted not to fit it:
+    "model backend quantization" of a configuration, "batch model backend quantization size" of
+    one batch size); (None, []) where no GPU is visible and none is named."""
     label = hardware or visible_gpu()
     if label is None or section.get("device", "cpu") != "cuda":
         return label, []
     table = plan(section, label)
-    return label, table.loc[~table["fits"], "config"].tolist()
+    batches = batch_plan(section, label)
+    skip = batches.loc[batches["fits"].eq(False), "skip"].tolist() if not batches.empty else []
+    return label, table.loc[~table["fits"], "config"].tolist() + skip

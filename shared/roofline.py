@@ -296,6 +296,7 @@ class Calibration:
     calibrated: bool = True            # False: no row of this runtime on this card's generation
     pessimistic_efficiency: float | None = None   # the worst fitted efficiency / overhead of the runtime
     pessimistic_overhead_s: float | None = None   # on any GPU: the low end of an uncalibrated range
+    pessimistic_unbatched: bool = False   # the low end is no gain from batching: B batch-1 steps, one after another
     error_scope: str = ""              # which rows the held-out error belongs to
 
 
@@ -518,6 +519,10 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     decode = 1 / (ideal_s / c.decode_efficiency + c.decode_overhead_s)
     if c.calibrated or c.pessimistic_efficiency is None:
         low = decode
+    elif c.pessimistic_unbatched:  # each sequence a batch-1 step of its own, the batch one after another
+        one_s = roofline_seconds(weights_read + kv_per_token * (input_tokens + output_tokens / 2),
+                                 decode_flops(arch, input_tokens + output_tokens / 2, 1), hw, precision)
+        low = 1 / (batch_size * (one_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0)))
     else:
         low = 1 / (ideal_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0))
     prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \

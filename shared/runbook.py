@@ -173,7 +173,11 @@ def skip_unfit(config: dict) -> dict:
     """The params with the speed configurations predicted not to fit this GPU added to the speed
     notebook's `skip_configs` (shared/gpuplan.py; nothing changes without a visible GPU)."""
     from . import gpuplan
-    label, unfit = gpuplan.unfit_configs(config.get("speed", {}))
+    try:
+        label, unfit = gpuplan.unfit_configs(config.get("speed", {}))
+    except LabError as e:  # a GPU or model the roofline has no facts for: nothing predicted, nothing skipped
+        print(f"== no memory plan for this GPU, every configuration runs: {e}", flush=True)
+        return config
     if not unfit:
         return config
     for c in unfit:
@@ -186,11 +190,20 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     """`--plan`: print the speed configurations of the params file with predicted memory and
     time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
     from . import gpuplan
-    config = load_params(Path(iteration).resolve(), params)
     label = gpu or gpuplan.visible_gpu()
     if label is None:
         raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. --plan --gpu 2xT4")
+    try:
+        label = gpuplan.gpu_label(label)   # a typo stops here, before the params or any model
+    except LabError as e:
+        raise SystemExit(str(e)) from None
+    config = load_params(Path(iteration).resolve(), params)
+    if "speed" not in config:
+        raise SystemExit(f"parameter set {params!r} has no speed section: nothing to plan")
     print(gpuplan.describe(gpuplan.plan(config["speed"], label), label))
+    batches = gpuplan.describe_batches(gpuplan.batch_plan(config["speed"], label), label)
+    if batches:
+        print("\n" + batches)
     return 0
 
 

@@ -22,8 +22,8 @@ environment's (shared.envs, `make setup VLLM=1`). `--shard i/n` computes only sh
 (round robin) for a run split over sessions or machines; `python -m shared.shards` merges the
 parts by id.
 
-It prints the measured seconds per sample and samples per second, the projection for 1300
-samples against the 9-hour budget (on this machine: a Kaggle GPU is another machine), and, when
+It prints the measured seconds per sample and samples per second, the projection for the hidden
+test set's rows against the notebook's time limit (shared/data/kaggle.yaml; on this machine: a Kaggle GPU is another machine), and, when
 the input has `rewrite_prompt`, the SCS with its 95% interval and the encoder that produced it.
 A run in which every computed row failed exits 1.
 
@@ -45,18 +45,20 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from . import catalog, dataio, envs, loading, metrics, prompts, results, shards
+from . import catalog, competition, dataio, envs, loading, metrics, prompts, results, shards
 from .machine import REPO
 from .catalog import LabError
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
-SAMPLES = 1300            # the hidden test set (the competition's data page: about 1300 rows)
-BUDGET_HOURS = 9.0        # Kaggle's limit for the whole notebook (the competition's rules)
-# Kept back from the 9 h for what runs before and after the rows: installing the wheelhouse
-# (about 2 min), loading a 7B model from a Kaggle dataset (5-10 min), the encoder and writing
-# the file; a guess with room to spare, not a measurement on Kaggle.
-MARGIN_HOURS = 0.5
-DEADLINE_HOURS = BUDGET_HOURS - MARGIN_HOURS
+# The competition's facts, typed once in shared/data/kaggle.yaml with their sources
+# (shared.competition): the hidden test set's rows, Kaggle's limit for the whole notebook, and the
+# margin kept back for what runs before and after the rows (installing the wheelhouse, about
+# 2 min; loading a 7B model from a Kaggle dataset, 5-10 min; the encoder; writing the file): a
+# guess with room to spare, not a measurement on Kaggle.
+SAMPLES = competition.facts().samples
+BUDGET_HOURS = competition.facts().budget_hours
+MARGIN_HOURS = competition.facts().margin_hours
+DEADLINE_HOURS = competition.facts().deadline_hours
 # The settings that change a prediction for a given pair, strategy and model: part of every
 # sidecar row's key (settings_hash), so a resumed run never keeps answers made with other
 # ones. reuse_prefix is among them: llama.cpp then attends over a KV cache whose size depends
@@ -146,7 +148,7 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
     device: auto | cpu | cuda (loading.resolve_device). batch_size: pairs per model call
     (prompts.recover_batch; 1 runs prompts.recover, which reuses llama.cpp's prefix). The
     deadline: this file's share of `budget_hours` (hours, from the start of this call, loading
-    included) is budget_hours x rows / expected_rows (default max(1300, rows): on Kaggle's
+    included) is budget_hours x rows / expected_rows (default max(SAMPLES, rows): on Kaggle's
     hidden set the whole budget); when the time left is less than the next batch takes at the
     measured rate, every remaining row gets the fallback prompt (`skipped: "deadline"`).
     shard: "i/n", only the rows of shard i of n (shared.shards: round robin), each shard in its

@@ -254,12 +254,19 @@ def _roofline_source() -> str:
             "`shared/data/quantization.yaml`, `shared/models.yaml`._")
 
 
+def _counts_as_int(df, *columns):
+    """`df` with its count columns as integers: rows read back from roofline.jsonl next to rows of
+    other tables come back as floats ("9.0"); a count is whole (a missing one stays empty)."""
+    return df.assign(**{c: df[c].astype("Int64") for c in columns if c in df})
+
+
 def roofline_accuracy() -> str:
     loo, held, cols = _roofline_rows("loo_summary"), _roofline_rows("held_out"), _roofline_rows("column_error")
     if loo.empty:
         return _roofline_source()
     keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
-    loo = loo.assign(configs=loo["configs"].astype(int))
+    loo, held, cols = _counts_as_int(loo, "configs"), _counts_as_int(held, "configs", "predicted"), \
+        _counts_as_int(cols, "configs")
     return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
             "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
             "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "
@@ -279,21 +286,15 @@ def roofline_fast_enough() -> str:
         return _roofline_source()
     r0 = table.iloc[0]
     floor = float(r0.get("max_ppl_delta", 1.0))
-    batched = table[table["batch_size"] > 1]
     batch_text = ""
-    if not batched.empty:
-        b = batched[batched["calibrated"] & batched["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
-                    & batched["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])
-                    & batched["hardware"].eq("T4")]
-        one = table[(table["batch_size"] == 1) & table["hardware"].eq("T4")
-                    & table["quantization"].isin(["fp16", "bnb-4bit", "Q4_K_M"])
-                    & table["model"].isin(["mistral-7b-instruct-v0.2", "llama-2-13b-chat"])]
-        both = __import__("pandas").concat([one, b])
-        cols = ["model", "quantization", "batch_size", "fits_memory", "decode_tok_s", "throughput_tok_s",
-                "s_per_sample", "decode_calibration"]
+    if (table["batch_size"] > 1).any():
+        both = fastenough.batched_table(table, "T4", ["mistral-7b-instruct-v0.2", "llama-2-13b-chat"],
+                                        ["fp16", "bnb-4bit", "Q4_K_M"])
         batch_text = ("\n\nBatched decoding on one T4 (weights read once a step for the whole batch, KV per "
-                      "sequence; calibrated by the published batched rows of the same runtime where there are any):\n\n"
-                      + analysis.markdown(both[cols].sort_values(["model", "quantization", "batch_size"]), floatfmt=".3g"))
+                      "sequence), per model call; calibrated by the published batched rows of the same runtime on the "
+                      "card's generation where there are any, else `uncalibrated` with a range from no gain from "
+                      "batching to the roofline ceiling. " + fastenough.BATCH_CAPTION + "\n\n"
+                      + analysis.markdown(both, floatfmt=".3g"))
     return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
             f"fit on any GPU), predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
             f"{int(r0['output_tokens'])} output tokens (the median output of the lab's own prompt-recovery calls), "

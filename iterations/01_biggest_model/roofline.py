@@ -30,8 +30,8 @@ hardware = ["P100", "T4", "2xT4"]                     # hardware.yaml labels or 
 candidates = ["phi-2", "llama-2-7b-chat"]            # catalog names with architecture facts
 quantizations = ["fp16", "Q4_K_M"]                   # keys of shared/data/quantization.yaml
 ladder = ["smollm2-135m-instruct"]                   # this CPU's models
-budget_hours = 9.0                                   # Kaggle limit for the whole submission (params files)
-samples = 1300                                       # hidden test set size (params files)
+budget_hours = 0.0                                   # hours for the whole submission (0: shared/data/kaggle.yaml)
+samples = 0                                          # hidden test set rows (0: shared/data/kaggle.yaml)
 input_tokens = 600                                   # a typical original + rewrite + instruction
 output_tokens = 0                                    # tokens a call generates; 0: the lab's own median
 n_ctx = 0                                            # KV cache per sequence; 0: input + output tokens
@@ -46,11 +46,12 @@ redo = False                                         # measure this machine's pe
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shared import analysis, calibration, fastenough, peaks, results
+from shared import analysis, calibration, competition, fastenough, peaks, results
 from shared.machine import REPO, info
 from shared.params import as_lists
 
 as_lists(globals(), "hardware", "candidates", "quantizations", "ladder", "batch_sizes")
+budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 output_tokens = output_tokens or fastenough.lab_output_tokens(RESULTS) or fastenough.lab_output_tokens()
 n_ctx = n_ctx or None
@@ -92,6 +93,11 @@ print(fastenough.load_summary(table))
 print(fastenough.weights_summary(table))
 display(Markdown(analysis.markdown(fastenough.fast_enough_grid(table))))
 display(Markdown(analysis.markdown(fastenough.calibrations(table))))
+if max(batch_sizes) > 1:  # per GPU, the configurations that fit memory: batch sizes side by side
+    display(Markdown(fastenough.BATCH_CAPTION))
+    fitting = table[table["fits_memory"] != False]  # noqa: E712
+    for label in dict.fromkeys(table["hardware"]):
+        display(Markdown(f"**{label}**\n\n" + analysis.markdown(fastenough.batched_table(fitting, label))))
 display(Markdown(fastenough.biggest_sentences(table)))
 display(Markdown(fastenough.biggest_sentences(table, min_bits=0, max_ppl_delta=max_ppl_delta)))
 

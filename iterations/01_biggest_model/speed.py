@@ -27,7 +27,7 @@ models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/mode
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
 quantizations_by_model = {}                          # model: its own transformers quantizations; []: llama.cpp only
-skip_configs = []                                    # "model backend quantization" to leave out (make run: predicted not to fit the GPU)
+skip_configs = []                                    # "model backend quantization" (or "batch model backend quantization size") to leave out: make run, predicted not to fit the GPU
 device = "cpu"                                       # cpu | cuda (device_map auto, all layers on GPU)
 dtype = ""                                           # transformers dtype; empty: float32 on CPU, float16 on CUDA
 n_threads = 0                                        # CPU threads, llama.cpp and torch (0: the CPUs this process may use)
@@ -35,8 +35,8 @@ input_text = ""                                      # typical input; empty: inp
 input_tokens = 300                                   # a typical original + rewrite + instruction
 max_new_tokens = 32                                  # forced length of the timed generation
 repetitions = 3                                      # timed runs after one warm-up
-budget_hours = 9.0                                   # Kaggle limit for the whole submission
-samples = 1300                                       # hidden test set size
+budget_hours = 0.0                                   # hours for the whole submission (0: shared/data/kaggle.yaml)
+samples = 0                                          # hidden test set rows (0: shared/data/kaggle.yaml)
 output_tokens = 100                                  # the prompt length we would like to generate
 results_dir = "res/01_biggest_model"                 # relative to the repository root
 redo = False                                         # measure configurations already done here
@@ -50,12 +50,13 @@ batch_max_new_tokens = 64                            # forced answer length in a
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, experiment, loading, plots, timing
+from shared import analysis, competition, experiment, loading, plots, timing
 from shared.machine import REPO
 from shared.params import as_lists
 
 as_lists(globals(), "models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends",
          mappings=["quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model"])  # -p models NAME: [NAME]
+budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
 configs = [c for m in models
@@ -111,7 +112,7 @@ plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
 # %% [markdown]
 # ## Batches: samples per second with many prompts at once (`batch_sizes`, e.g. PARAMS=cpu_full)
 #
-# A submission is 1300 independent prompts, an offline batch. Each backend gets `batch_size`
+# A submission is the hidden test set's independent prompts (`samples`), an offline batch. Each backend gets `batch_size`
 # different prompts of `input_tokens` tokens at once and answers each with exactly
 # `batch_max_new_tokens` tokens; vLLM runs them together (continuous batching), llama.cpp and
 # transformers one after another. One load per model and backend serves all its batch sizes
@@ -122,11 +123,18 @@ plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
 
 # %%
 BATCH_TABLE = RESULTS / "batch.jsonl"
-batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)),
+
+
+def batch_sizes_of(c):  # a size in skip_configs as "batch model backend quantization size" is left out
+    return [b for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)
+            if f"batch {c['model']} {c['backend']} {c['quantization']} {b}" not in skip_configs]
+
+
+batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_of(c)),
                   "input_tokens": input_tokens, "batch_max_new_tokens": batch_max_new_tokens}
                  for m in (batch_models or models)
                  for c in experiment.model_configs([m], batch_backends_by_model.get(m, batch_backends), ["none"])
-                 if batch_sizes]
+                 if batch_sizes and batch_sizes_of(c)]
 
 
 def measure_batch(config):

@@ -16,7 +16,7 @@
 # %% [markdown]
 # # Submission: the competition's test.csv in, submission.csv out
 #
-# The notebook Kaggle runs (offline, on its GPU, within 9 hours). It reads the competition's
+# The notebook Kaggle runs (offline, on its GPU, within the time limit of shared/data/kaggle.yaml). It reads the competition's
 # `test.csv`, recovers a prompt for every row with one strategy of
 # `shared/data/prompt_templates.yaml`, and writes `submission.csv` where Kaggle takes it from. All
 # the work is `shared.submit` (device choice, batches, the deadline guard, resuming, the score
@@ -36,8 +36,8 @@ batch_size = 1                                            # pairs per model call
 n_threads = 0                                             # CPU threads (0: every core)
 max_new_tokens = 32                                       # cap of each answer, in tokens
 max_text_tokens = 384                                     # longer texts are cut to this many tokens
-budget_hours = 8.5                                        # Kaggle's 9 h less submit.MARGIN_HOURS for install and load
-expected_rows = 1300                                      # rows the budget is for (the file's count when larger)
+budget_hours = 0.0                                        # hours for the rows (0: kaggle.yaml's budget less its margin for install and load)
+expected_rows = 0                                         # rows the budget is for (0: kaggle.yaml's; the file's count when larger)
 encoder = ""                                              # for the score: empty picks sentence-t5-base if local
 results_dir = ""                                          # when set, the run's summary is appended to <results_dir>/submissions.jsonl
 
@@ -46,8 +46,8 @@ from shared import submit
 
 summary = submit.run(test_csv, strategy, out, model=model, backend=backend, n_threads=n_threads or None,
                      device=device, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                     max_text_tokens=max_text_tokens, budget_hours=budget_hours,
-                     expected_rows=expected_rows, encoder=encoder or None, progress=False)
+                     max_text_tokens=max_text_tokens, budget_hours=budget_hours or submit.DEADLINE_HOURS,
+                     expected_rows=expected_rows or None, encoder=encoder or None, progress=False)
 print(submit.report(summary))
 
 # %%
