@@ -239,7 +239,9 @@ def _weights_text(r) -> str:
     source = r.get("weights_source")
     if source is None or (isinstance(source, float) and pd.isna(source)):
         return "not recorded"
-    return f"{source}, {r['weights_file']}" if source in ("file", "bpw estimate") else source
+    if source == "file":                    # weights_file reads "file NAME SIZE GB (quantizer)..."
+        return str(r["weights_file"])
+    return f"{source}, {r['weights_file']}" if source == "bpw estimate" else source
 
 
 def _budget_text(r) -> str:

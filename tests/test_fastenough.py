@@ -55,5 +55,5 @@ def test_the_answer_sentences_state_the_load_time_and_the_weights_file(table):
     line = next(x for x in text.splitlines() if x.startswith("- **2xT4**"))
     r = fastenough.biggest(t).set_index("hardware").loc["2xT4"]
     assert (r["model"], r["quantization"]) == ("mixtral-8x7b-instruct-v0.1", "Q4_K_M")
-    assert "weights: file, file Mixtral-8x7B-Instruct-v0.1-q4-k-m.gguf 28.4 GB" in line
+    assert "weights: file Mixtral-8x7B-Instruct-v0.1-q4-k-m.gguf 28.4 GB" in line and "file, file" not in line
     assert f"after loading the model once in {r['load_s']:.0f} s (uncalibrated for llama.cpp)" in line
