@@ -47,12 +47,29 @@ class Step:
     output: Path | None = None  # the executed notebook
 
 
-def load_params(iteration: Path, name: str) -> dict:
+def load_params(iteration: Path, name: str, _seen: tuple = ()) -> dict:
+    """The parameter set `name` (params/<name>.yaml). A notebook's section written as
+    `{same_as: OTHER, key: value, ...}` is OTHER's section of that notebook with those keys
+    changed, so what two sets share (the roofline's GPUs, candidates and quantizations) is typed
+    once. SystemExit for an unknown set, a reference to a set without that section, or a cycle."""
     path = iteration / "params" / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (iteration / "params").glob("*.yaml"))
         raise SystemExit(f"no parameter set {name!r} for {iteration}: choose one of {known}")
-    return yaml.safe_load(path.read_text())
+    config = yaml.safe_load(path.read_text())
+    for section, value in list(config.items()):
+        if not (isinstance(value, dict) and "same_as" in value):
+            continue
+        other = str(value["same_as"])
+        if other in (*_seen, name):
+            raise SystemExit(f"params/{name}.yaml: {section}: same_as {other!r} refers back to itself "
+                             f"({' -> '.join([*_seen, name, other])})")
+        base = load_params(iteration, other, (*_seen, name)).get(section)
+        if not isinstance(base, dict):
+            raise SystemExit(f"params/{name}.yaml: {section}: same_as {other!r}, but params/{other}.yaml "
+                             f"has no {section!r} section")
+        config[section] = {**base, **{k: v for k, v in value.items() if k != "same_as"}}
+    return config
 
 
 def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,

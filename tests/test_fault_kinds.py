@@ -223,8 +223,9 @@ def test_papermill_infers_every_parameter_with_its_value(name):
 @pytest.mark.parametrize("params", sorted(p.name for p in (NOTEBOOKS / "params").glob("*.yaml")))
 def test_every_parameter_a_parameter_set_passes_is_known_to_papermill(params):
     import papermill
-    import yaml
-    config = yaml.safe_load((NOTEBOOKS / "params" / params).read_text())
+
+    from shared import runbook
+    config = runbook.load_params(NOTEBOOKS, params.removesuffix(".yaml"))  # same_as sections resolved
     for name in config["notebooks"]:
         known = set(papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))
         assert set(config.get(name) or {}) <= known, name

@@ -139,3 +139,27 @@ def test_an_edited_copy_of_a_real_notebook_is_refused(tmp_path):
                                          r"roofline.py is newer"):
         runbook.main([str(it), "--params", "cpu", "--only", "speed", "roofline"])
     assert not (it / "executed").exists()
+
+
+def test_a_section_same_as_another_set_is_typed_once(tmp_path):
+    """params/gpu.yaml's roofline section is cpu.yaml's (same_as: cpu): the GPUs, candidates and
+    quantizations are typed once; keys beside same_as override; a missing section or a cycle is
+    an error naming the files before anything runs."""
+    real = runbook.load_params(REPO / "iterations" / "01_biggest_model", "gpu")["roofline"]
+    cpu = yaml.safe_load((REPO / "iterations/01_biggest_model/params/cpu.yaml").read_text())["roofline"]
+    assert real == cpu and "same_as" not in real and "mixtral-8x7b-instruct-v0.1" in real["candidates"]
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "a.yaml").write_text("notebooks: [r]\nr: {hardware: [T4], n_ctx: 0}\n")
+    (params / "b.yaml").write_text("notebooks: [r]\nr: {same_as: a, n_ctx: 512}\n")
+    assert runbook.load_params(tmp_path, "b")["r"] == {"hardware": ["T4"], "n_ctx": 512}
+    (params / "c.yaml").write_text("notebooks: [s]\ns: {same_as: a}\n")
+    with pytest.raises(SystemExit, match="params/a.yaml has no 's' section"):
+        runbook.load_params(tmp_path, "c")
+    (params / "d.yaml").write_text("notebooks: [r]\nr: {same_as: e}\n")
+    (params / "e.yaml").write_text("notebooks: [r]\nr: {same_as: d}\n")
+    with pytest.raises(SystemExit, match="refers back to itself"):
+        runbook.load_params(tmp_path, "d")
+    with pytest.raises(SystemExit, match="choose one of"):
+        (params / "f.yaml").write_text("notebooks: [r]\nr: {same_as: nope}\n")
+        runbook.load_params(tmp_path, "f")
