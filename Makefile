@@ -34,7 +34,7 @@ llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh $(PY)
 
 run: setup
-	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan $(if $(GPU),--gpu $(GPU))) $(if $(INCLUDE_UNFIT),--include-unfit)
+	$(PY) -m shared.runbook $(ITERATION) --params $(PARAMS) $(if $(REDO),--redo) $(if $(PLAN),--plan) $(if $(GPU),--gpu $(GPU)) $(if $(INCLUDE_UNFIT),--include-unfit)
 
 # the tests marked vllm run vLLM in the test process: under .venv-vllm's Python, when it exists
 test: setup

@@ -1,6 +1,7 @@
 """From result rows to the numbers a report states: speed tables, the budget verdict, line fits."""
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -195,8 +196,17 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".3g", index: bool = False) -> st
     if df.empty:
         return "_no rows yet: run the notebook_"
     df = df.replace([np.inf, -np.inf], np.nan)
-    df = df.astype(object).where(df.notna(), None)  # blank cells, not "nan"
+    df = df.astype(object).map(_plain).astype(object)
+    df = df.where(df.notna(), None)  # blank cells, not "nan"
     return df.to_markdown(index=index, floatfmt=floatfmt, missingval="")
+
+
+def _plain(value):
+    """A float that is a whole number (a count read back from JSON as 9.0) or is 1000 or more
+    (where floatfmt ".3g" would print 1.89e+03) as an int; anything else as it is."""
+    if isinstance(value, float) and math.isfinite(value) and (value.is_integer() or abs(value) >= 1000):
+        return int(round(value))
+    return value
 
 
 def eos_summary(df: pd.DataFrame) -> pd.DataFrame:

@@ -293,7 +293,7 @@ class Calibrator:
         """
         def describe(fit: Fit, where: str) -> str:
             constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
-            return f"{where}: {constants}; {fit.points} points of {'; '.join(short(c) for c in fit.configs)}"
+            return f"{where}: {constants}; {fit.points} point{'s' * (fit.points != 1)} of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
             return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}"), True
         like = hw.calibrate_like
@@ -354,7 +354,7 @@ class Calibrator:
         p, p_rows, _ = self._lookup(self.prefill, family, hw)
         m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
         m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
-                  f"{m.points} points of {'; '.join(short(c) for c in m.configs)})") if m else ""
+                  f"{m.points} point{'s' * (m.points != 1)} of {'; '.join(short(c) for c in m.configs)})") if m else ""
         worst = self.pessimistic(family, hw.kind) if not calibrated else None
         if unbatched is not None:  # per sequence: a batch-1 step each, B of them one after another
             worst = unbatched

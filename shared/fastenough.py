@@ -162,7 +162,9 @@ BATCH_CAPTION = ("llama-cpp-python, the lab's llama.cpp backend, runs prompts on
 
 
 def _range(low: float, high: float, calibrated: bool, fmt: str = ".3g") -> str:
-    return f"{high:{fmt}}" if calibrated else f"uncalibrated {low:{fmt}}-{high:{fmt}}"
+    def num(x: float) -> str:  # 1500, not 1.5e+03
+        return f"{x:.0f}" if abs(x) >= 100 else f"{x:{fmt}}"
+    return num(high) if calibrated else f"uncalibrated {num(low)}-{num(high)}"
 
 
 def batched_table(table: pd.DataFrame, hardware: str = "T4", models=None, quantizations=None) -> pd.DataFrame:
@@ -289,8 +291,8 @@ def cpu_ladder(m: Model, ladder, input_tokens: int, output_tokens: int,
                budget_hours: float, samples: int, predict_also=(("qwen2.5-coder-1.5b-instruct", "Q4_K_M"), ("qwen2.5-coder-1.5b-instruct", "fp32"),
                                                                       ("qwen2.5-coder-1.5b-instruct", "bnb-4bit"),
                                                                       ("phi-2", "Q4_K_M"), ("mistral-7b-instruct-v0.2", "Q4_K_M"))) -> pd.DataFrame:
-    """This CPU's ladder: measured configurations (decode from the rows, prefill scaled
-    linearly to `input_tokens`) with the LOO prediction beside them, then predicted rows
+    """This CPU's ladder: measured configurations (decode from the rows at the input length
+    nearest `input_tokens`, as the speed table's; prefill scaled linearly to `input_tokens`) with the LOO prediction beside them, then predicted rows
     (marked) for configurations not measured here."""
     hw = m.this_machine()
     if hw is None:
@@ -302,13 +304,14 @@ def cpu_ladder(m: Model, ladder, input_tokens: int, output_tokens: int,
         model, quant = g["model"].iloc[0], g["quantization"].iloc[0]
         if model not in ladder:
             continue
-        main = g.loc[(g["input_tokens"] - input_tokens).abs().idxmin()]
-        decode = float(g["decode_tok_s_measured"].median())
+        main = g.loc[(g["input_tokens"] - input_tokens).abs().idxmin()]  # the rows nearest the input
+        near = g[g["input_tokens"] == main["input_tokens"]]                # (decode slows as the context grows)
+        decode = float(near["decode_tok_s_measured"].median())
         prefill = float(main["prefill_s_measured"]) * input_tokens / main["input_tokens"]
         per_sample = prefill + (output_tokens - 1) / decode
         rows.append({"model": model, "quantization": quant, "source": "measured",
-                     "decode_tok_s": decode, "loo_predicted_tok_s": float(g["decode_tok_s_predicted"].median()),
-                     "loo_err_pct": float(g["decode_tok_s_err_pct"].median()),
+                     "decode_tok_s": decode, "loo_predicted_tok_s": float(near["decode_tok_s_predicted"].median()),
+                     "loo_err_pct": float(near["decode_tok_s_err_pct"].median()),
                      "prefill_s": prefill, "s_per_sample": per_sample,
                      "max_output_tokens": int(max(0, np.floor(1 + (budget_s - prefill) * decode))),
                      "memory_gb": float(g["memory_gb_measured"].max()),
@@ -343,7 +346,7 @@ def loo_summary(m: Model) -> pd.DataFrame:
     if hw is not None:
         parts.append(calibration.accuracy(loo[(loo["dataset"] == "lab") & (loo["hardware"] == hw.label)])
                      .assign(rows=f"this machine ({hw.label})"))
-    parts.append(calibration.accuracy(loo[loo["dataset"] == "published"]).assign(rows="published (speed_facts.md s4)"))
+    parts.append(calibration.accuracy(loo[loo["dataset"] == "published"]).assign(rows="published (shared/data/speed_facts.md s4)"))
     out = pd.concat(parts, ignore_index=True)
     return out[["rows", "configs"] + [c for c in out if c.endswith("_pct")]]
 

@@ -132,6 +132,58 @@ def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = No
     return pd.DataFrame(rows)
 
 
+def other_notebooks(iteration, config: dict, hardware: str, model: fastenough.Model | None = None) -> pd.DataFrame:
+    """The models the params file's other notebooks (eos, make_validation_set, prompt_engineering,
+    length_scaling: every section but speed's) load on the GPU, with predicted memory a GPU
+    (weights + KV + runtime buffers for the notebook's largest call, whose input and output
+    tokens and batch size the row gives) and whether they
+    fit: the speed plan does not cover them, and a 7B fp16 generator that cannot fit one T4 would
+    otherwise be found out mid-run. Memory only (these notebooks' times depend on their data)."""
+    from . import preflight
+
+    names = [n for n in config.get("notebooks", []) if n != "speed"]
+    hw = roofline.hardware(hardware)
+    m = model or fastenough.Model(hardware=(hw.label,))
+    rows = []
+    for c in preflight.configs(iteration, names, config):
+        if c.device != "cuda":
+            continue
+        section = config.get(c.notebook) or {}
+        # the notebook's calls: length_scaling sweeps the input at a fixed output, the output at a
+        # fixed input, and the batch at both fixed; the others make calls of one size
+        n_in = int(section.get("fixed_input_tokens", section.get("input_tokens", 600)))
+        n_out = int(section.get("fixed_output_tokens", section.get("max_new_tokens", 64)))
+        calls = {(int(i), n_out, 1) for i in section.get("input_lengths") or []}
+        calls |= {(n_in, int(o), 1) for o in section.get("output_lengths") or []}
+        calls |= {(n_in, n_out, int(b)) for b in section.get("batch_sizes") or [1]}
+        q = quantization_key({"backend": c.backend, "quantization": c.quantization})
+        row = {"notebook": c.notebook, "model": c.model, "backend": c.backend, "quantization": q}
+        try:
+            p, (i, o, b) = max(((m.predict(c.model, q, hw.key, i, o, 1e9, batch_size=b), (i, o, b))
+                                for i, o, b in calls), key=lambda pc: pc[0].memory_per_gpu_gb)
+            row.update(input_tokens=i, output_tokens=o, batch_size=b, memory_per_gpu_gb=p.memory_per_gpu_gb,
+                       visible_gb=p.memory_available_gb, margin_gb=p.memory_margin_gb,
+                       fits=p.fits_memory is not False, note="")
+        except roofline.RooflineError as e:
+            row.update(fits=True, note=f"no memory facts: {e}")
+        rows.append(row)
+    return pd.DataFrame(rows).drop_duplicates(subset=["notebook", "model", "backend", "quantization"])
+
+
+def describe_others(table: pd.DataFrame, hardware: str) -> str:
+    """The other notebooks' plan as text: a table and a WARN line per model that would not fit
+    (the run does not skip those: a notebook needs its model; change the params file)."""
+    if table.empty:
+        return ""
+    lines = [f"other notebooks on {hardware}: {len(table)} model loads, {int((~table['fits']).sum())} predicted "
+             "not to fit (memory only; these are not skipped: change the params file)",
+             analysis.markdown(table, floatfmt=".3g")]
+    for _, r in table[~table["fits"]].iterrows():
+        lines.append(f"WARN {r['notebook']}: {r['model']} {r['backend']} {r['quantization']}: "
+                     f"{r['memory_per_gpu_gb']:.1f} GB a GPU > {r['visible_gb']:.1f} GB visible")
+    return "\n".join(lines)
+
+
 def describe(table: pd.DataFrame, hardware: str) -> str:
     """The plan as text: a table and a line per configuration that would not fit."""
     show = table.drop(columns=["source", "config"])

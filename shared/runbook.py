@@ -47,29 +47,53 @@ class Step:
     output: Path | None = None  # the executed notebook
 
 
-def load_params(iteration: Path, name: str, _seen: tuple = ()) -> dict:
-    """The parameter set `name` (params/<name>.yaml). A notebook's section written as
+def load_params(iteration: Path, name: str) -> dict:
+    """The parameter set `name` (params/<name>.yaml): a mapping with `notebooks` (the order) and
+    one mapping of parameters per notebook. A notebook's section written as
     `{same_as: OTHER, key: value, ...}` is OTHER's section of that notebook with those keys
     changed, so what two sets share (the roofline's GPUs, candidates and quantizations) is typed
-    once. SystemExit for an unknown set, a reference to a set without that section, or a cycle."""
+    once. SystemExit, naming the file and section, for an unknown set, a file that is not such a
+    mapping, a section that is not a mapping, a `same_as` that is not one set's name, a set
+    without that section, or a cycle."""
+    return {**_read_params(iteration, name),
+            **{section: _section(iteration, name, section, ()) for section in _read_params(iteration, name)
+               if section != "notebooks"}}
+
+
+def _read_params(iteration: Path, name: str) -> dict:
     path = iteration / "params" / f"{name}.yaml"
     if not path.exists():
         known = sorted(p.stem for p in (iteration / "params").glob("*.yaml"))
         raise SystemExit(f"no parameter set {name!r} for {iteration}: choose one of {known}")
     config = yaml.safe_load(path.read_text())
-    for section, value in list(config.items()):
-        if not (isinstance(value, dict) and "same_as" in value):
-            continue
-        other = str(value["same_as"])
-        if other in (*_seen, name):
-            raise SystemExit(f"params/{name}.yaml: {section}: same_as {other!r} refers back to itself "
-                             f"({' -> '.join([*_seen, name, other])})")
-        base = load_params(iteration, other, (*_seen, name)).get(section)
-        if not isinstance(base, dict):
-            raise SystemExit(f"params/{name}.yaml: {section}: same_as {other!r}, but params/{other}.yaml "
-                             f"has no {section!r} section")
-        config[section] = {**base, **{k: v for k, v in value.items() if k != "same_as"}}
+    if not isinstance(config, dict):
+        raise SystemExit(f"params/{name}.yaml must be a mapping (notebooks: [...], then a section per notebook), "
+                         f"got {type(config).__name__}")
     return config
+
+
+def _section(iteration: Path, name: str, section: str, seen: tuple) -> dict:
+    """Set `name`'s section `section`, its same_as resolved (`seen`: the sets already on the way)."""
+    value = _read_params(iteration, name).get(section)
+    where = f"params/{name}.yaml, section {section!r}"
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SystemExit(f"{where} must be a mapping of parameters (key: value), got {type(value).__name__} {value!r}")
+    if "same_as" not in value:
+        return value
+    other = value["same_as"]
+    if not isinstance(other, str) or not other:
+        raise SystemExit(f"{where}: same_as must name one parameter set (e.g. same_as: cpu), got {other!r}")
+    if other in (*seen, name):
+        raise SystemExit(f"{where}: same_as {other!r} refers back to itself ({' -> '.join([*seen, name, other])})")
+    known = sorted(p.stem for p in (iteration / "params").glob("*.yaml"))
+    if other not in known:
+        raise SystemExit(f"{where}: same_as {other!r} is not a parameter set: choose one of {known}")
+    if section not in _read_params(iteration, other):
+        raise SystemExit(f"{where}: same_as {other!r}, but params/{other}.yaml has no {section!r} section")
+    base = _section(iteration, other, section, (*seen, name))
+    return {**base, **{k: v for k, v in value.items() if k != "same_as"}}
 
 
 def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
@@ -207,20 +231,26 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     """`--plan`: print the speed configurations of the params file with predicted memory and
     time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
     from . import gpuplan
+    iteration = Path(iteration).resolve()
+    config = load_params(iteration, params)   # an unknown set stops here, before the GPU is asked for
     label = gpu or gpuplan.visible_gpu()
     if label is None:
-        raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. --plan --gpu 2xT4")
+        raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4 (runbook --plan --gpu 2xT4)")
     try:
         label = gpuplan.gpu_label(label)   # a typo stops here, before the params or any model
     except LabError as e:
         raise SystemExit(str(e)) from None
-    config = load_params(Path(iteration).resolve(), params)
-    if "speed" not in config:
-        raise SystemExit(f"parameter set {params!r} has no speed section: nothing to plan")
-    print(gpuplan.describe(gpuplan.plan(config["speed"], label), label))
-    batches = gpuplan.describe_batches(gpuplan.batch_plan(config["speed"], label), label)
+    speed = config.get("speed") or {}
+    if speed.get("device", "cpu") != "cuda":
+        raise SystemExit(f"parameter set {params!r} runs its speed configurations on {speed.get('device', 'cpu')!r}, "
+                         f"not a GPU: nothing to plan (plan a GPU run: make run PARAMS=gpu PLAN=1 GPU={label})")
+    print(gpuplan.describe(gpuplan.plan(speed, label), label))
+    batches = gpuplan.describe_batches(gpuplan.batch_plan(speed, label), label)
     if batches:
         print("\n" + batches)
+    others = gpuplan.describe_others(gpuplan.other_notebooks(iteration, config, label), label)
+    if others:
+        print("\n" + others)
     return 0
 
 
@@ -238,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--include-unfit", action="store_true",
                         help="run speed configurations predicted not to fit the visible GPU too")
     args = parser.parse_args(argv)
+    if args.gpu and not args.plan:
+        parser.error(f"--gpu {args.gpu} names the GPU to plan for: add --plan (make run PARAMS=gpu PLAN=1 GPU={args.gpu}); "
+                     "a run uses the GPU it finds")
     if args.plan:
         return print_plan(args.iteration, args.params, args.gpu)
     start = time.perf_counter()

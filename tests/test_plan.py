@@ -33,7 +33,7 @@ def _plan(gpu: str) -> subprocess.CompletedProcess:
 def _rows(stdout: str) -> dict:
     """(model, backend, quantization) -> the table row's cells, from the printed markdown table."""
     rows = {}
-    for line in stdout.split("\nbatches on ")[0].splitlines():   # the configurations' table, not the batches'
+    for line in stdout.split("\nbatches on ")[0].split("\nother notebooks on ")[0].splitlines():   # the configurations' table, not the batches'
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 10 and cells[0] not in ("model", "") and not cells[0].startswith(":"):
             rows[tuple(cells[:3])] = cells
@@ -95,8 +95,7 @@ def test_the_plan_covers_the_batches_of_the_gpu_run():
     assert "batches on T4: 30 configurations x batch sizes" in t4
     assert "SKIP batch gemma-7b-it vllm fp16 x1: 18.1 GB a GPU > 15.7 GB visible" in t4
     assert "SKIP batch mistral-7b-instruct-v0.2-q4_k_m" not in t4
-    assert "SKIP batch mistral-7b-instruct-v0.2-awq" not in t4         # no facts for AWQ: it runs, said so
-    assert "no memory facts for awq" in t4
+    assert "SKIP batch mistral-7b-instruct-v0.2-awq" not in t4         # 4.16 bits a weight: about 5 GB
     p100 = _plan("P100").stdout
     vllm_rows = [ln for ln in p100.splitlines() if ln.startswith("| ") and "| vllm " in ln]
     assert vllm_rows and all("| False " in ln for ln in vllm_rows)    # vLLM has no Pascal kernels
@@ -113,7 +112,8 @@ def test_make_run_skips_the_batch_sizes_predicted_not_to_fit():
     speed = yaml.safe_load((REPO / "iterations/01_biggest_model/params/gpu.yaml").read_text())["speed"]
     label, unfit = gpuplan.unfit_configs(speed, "T4")
     assert "batch gemma-7b-it vllm none 8" in unfit and "gemma-7b-it transformers none" in unfit
-    assert not any("awq" in c for c in unfit)
+    assert not any("mistral-7b-instruct-v0.2-awq" in c for c in unfit)
+    assert any("mixtral-8x7b-instruct-v0.1-awq" in c for c in unfit)   # about 25 GB on one T4
     # the speed notebook's batch cell, run on those parameters: the skipped sizes are gone
     nb = nbformat.read(REPO / "iterations/01_biggest_model/speed.ipynb", as_version=4)
     cell = next(c.source for c in nb.cells if "def batch_sizes_of" in c.source)
@@ -125,3 +125,38 @@ def test_make_run_skips_the_batch_sizes_predicted_not_to_fit():
     assert ("gemma-7b-it", "vllm") not in sizes                          # every size skipped: no configuration
     assert sizes[("gemma-2b-it", "vllm")] == "1 8 32 128"
     assert sizes[("mistral-7b-instruct-v0.2-q4_k_m", "llama_cpp")] == "1 8"
+
+
+def test_the_plan_warns_of_other_notebooks_models_that_do_not_fit():
+    """gpu.yaml's EOS and validation-set notebooks load Gemma 7B-it in fp16 (about 18 GB a GPU):
+    a plan for one T4 warns of both; on 2xT4 (half the layers a GPU) they fit."""
+    one, two = _plan("T4"), _plan("2xT4")
+    assert one.returncode == 0 and two.returncode == 0, one.stderr[-2000:] + two.stderr[-2000:]
+    assert "WARN make_validation_set: gemma-7b-it transformers fp16" in one.stdout
+    assert "WARN eos: gemma-7b-it transformers fp16" in one.stdout
+    assert "other notebooks on 2xT4" in two.stdout and "WARN eos: gemma-7b-it" not in two.stdout
+
+
+def test_a_plan_of_a_cpu_parameter_set_says_there_is_nothing_to_plan():
+    cmd = _make_command("PARAMS=cpu", "PLAN=1", "GPU=T4")
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "runs its speed configurations on 'cpu', not a GPU: nothing to plan" in done.stderr
+
+
+def test_awq_checkpoints_have_memory_facts_in_the_plan():
+    """vLLM's AWQ / GPTQ entries (4.16 bits a weight, quantization.yaml): Mixtral AWQ does not fit
+    one T4 and is skipped there; on 2xT4 (tensor parallel, half a GPU each) it fits."""
+    one, two = _plan("T4"), _plan("2xT4")
+    assert "SKIP batch mixtral-8x7b-instruct-v0.1-awq vllm awq x1" in one.stdout
+    assert "no memory facts" not in one.stdout + two.stdout
+    assert "SKIP batch mixtral-8x7b-instruct-v0.1-awq" not in two.stdout
+
+
+def test_a_gpu_without_plan_and_an_unknown_set_stop_before_anything_runs():
+    cmd = _make_command("GPU=T4")                       # make run GPU=T4: no PLAN=1
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "add --plan (make run PARAMS=gpu PLAN=1 GPU=T4)" in done.stderr
+    cmd = _make_command("PARAMS=nope", "PLAN=1")        # no GPU= on a machine without one
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "no parameter set 'nope'" in done.stderr

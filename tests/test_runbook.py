@@ -160,6 +160,23 @@ def test_a_section_same_as_another_set_is_typed_once(tmp_path):
     (params / "e.yaml").write_text("notebooks: [r]\nr: {same_as: d}\n")
     with pytest.raises(SystemExit, match="refers back to itself"):
         runbook.load_params(tmp_path, "d")
-    with pytest.raises(SystemExit, match="choose one of"):
-        (params / "f.yaml").write_text("notebooks: [r]\nr: {same_as: nope}\n")
+    (params / "f.yaml").write_text("notebooks: [r]\nr: {same_as: nope}\n")
+    with pytest.raises(SystemExit, match=r"params/f.yaml, section 'r': same_as 'nope' is not a parameter set: choose one of"):
         runbook.load_params(tmp_path, "f")
+    # a cycle is per section: g's r comes from h, h's s from g, and neither section loops
+    (params / "g.yaml").write_text("notebooks: [r, s]\nr: {same_as: h}\ns: {k: 1}\n")
+    (params / "h.yaml").write_text("notebooks: [r, s]\nr: {same_as: a}\ns: {same_as: g}\n")
+    assert runbook.load_params(tmp_path, "g") == {"notebooks": ["r", "s"], "r": {"hardware": ["T4"], "n_ctx": 0}, "s": {"k": 1}}
+    assert runbook.load_params(tmp_path, "h")["s"] == {"k": 1}
+    for text, message in [("notebooks: [r]\nr: 5\n", "section 'r' must be a mapping of parameters"),
+                          ("notebooks: [r]\nr: [1, 2]\n", "section 'r' must be a mapping of parameters"),
+                          ("", "must be a mapping"), ("- a\n- b\n", "must be a mapping"),
+                          ("notebooks: [r]\nr: {same_as: }\n", "same_as must name one parameter set"),
+                          ("notebooks: [r]\nr: {same_as: [a, b]}\n", "same_as must name one parameter set")]:
+        (params / "bad.yaml").write_text(text)
+        with pytest.raises(SystemExit, match=re.escape(message)):
+            runbook.load_params(tmp_path, "bad")
+    (params / "nodict.yaml").write_text("notebooks: [r]\nr: 5\n")
+    (params / "i.yaml").write_text("notebooks: [r]\nr: {same_as: nodict}\n")
+    with pytest.raises(SystemExit, match=re.escape("params/nodict.yaml, section 'r' must be a mapping")):
+        runbook.load_params(tmp_path, "i")

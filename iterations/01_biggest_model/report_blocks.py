@@ -338,8 +338,10 @@ def roofline_cpu_ladder() -> str:
     cols = ["model", "quantization", "source", "decode_tok_s", "loo_predicted_tok_s", "loo_err_pct", "prefill_s",
             "s_per_sample", "max_output_tokens", "memory_gb", "fast_enough"]
     return (f"On {analysis.machine_label(r0['machine'])}, a call of {int(r0['input_tokens'])} + {int(r0['output_tokens'])} "
-            "tokens. Measured rows: decode tok/s from the rows, prefill scaled linearly from the measured "
-            "input length, and the leave-one-out prediction beside them (`loo_err_pct`: its error); predicted "
+            "tokens (the lab's median answer, as in the GPU table; the speed section's budget verdict asks "
+            "for 100 output tokens, so a row can fit here and not there). Measured rows: decode tok/s from the "
+            "rows at the input length nearest the call's (as the speed table's), prefill scaled linearly from "
+            "that input length, and the leave-one-out prediction beside them (`loo_err_pct`: its error); predicted "
             "rows are marked, their `loo_err_pct` is the median leave-one-out error of their runtime here.\n\n"
             + analysis.markdown(ladder[[c for c in cols if c in ladder]], floatfmt=".3g"))
 
