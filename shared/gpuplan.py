@@ -4,8 +4,10 @@
 configuration of the params file's `speed` section (experiment.model_configs: model x backend x
 quantization) with the roofline model's predicted memory a GPU (weights + KV for the run's
 context + runtime buffers, on the card's visible capacity) and seconds (warm-up + repetitions
-of one call), and marks those predicted not to fit. The GPU is the one torch sees (its name,
-through analysis.machine_label, must be in shared/hardware.yaml), or the one named.
+of one call), and marks those predicted not to fit; then the batch configurations of the same
+section (batch_plan) and the models the other notebooks load (other_notebooks, memory only).
+The GPU is the one torch sees (its name, through analysis.machine_label, must be in
+shared/hardware.yaml), or the one named.
 """
 from __future__ import annotations
 
@@ -89,9 +91,9 @@ def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = No
     the speed notebook builds them) and batch size on `hardware`: memory a GPU with the KV cache of
     the whole batch (input_tokens + batch_max_new_tokens a sequence; for vLLM, which pages its KV
     cache, one sequence's), seconds a batch, `fits`.
-    A checkpoint whose quantization the roofline has no facts for (AWQ, GPTQ) gets no memory and
-    fits None (run, not skipped: nothing says it would not fit); vLLM on a card it has no kernels
-    for fits False. `skip` is the speed notebook's skip_configs string of the row."""
+    A checkpoint whose quantization the roofline has no facts for gets no memory and fits None
+    (run, not skipped: nothing says it would not fit); vLLM on a card it has no kernels for fits
+    False. `skip` is the speed notebook's skip_configs string of the row."""
     sizes = [int(b) for b in section.get("batch_sizes") or []]
     if not sizes:
         return pd.DataFrame()
@@ -170,6 +172,11 @@ def other_notebooks(iteration, config: dict, hardware: str, model: fastenough.Mo
     return pd.DataFrame(rows).drop_duplicates(subset=["notebook", "model", "backend", "quantization"])
 
 
+def _too_big(r) -> str:
+    """A plan row's reason not to fit: "18.3 GB a GPU > 15.7 GB visible"."""
+    return f"{r['memory_per_gpu_gb']:.1f} GB a GPU > {r['visible_gb']:.1f} GB visible"
+
+
 def describe_others(table: pd.DataFrame, hardware: str) -> str:
     """The other notebooks' plan as text: a table and a WARN line per model that would not fit
     (the run does not skip those: a notebook needs its model; change the params file)."""
@@ -179,8 +186,7 @@ def describe_others(table: pd.DataFrame, hardware: str) -> str:
              "not to fit (memory only; these are not skipped: change the params file)",
              analysis.markdown(table, floatfmt=".3g")]
     for _, r in table[~table["fits"]].iterrows():
-        lines.append(f"WARN {r['notebook']}: {r['model']} {r['backend']} {r['quantization']}: "
-                     f"{r['memory_per_gpu_gb']:.1f} GB a GPU > {r['visible_gb']:.1f} GB visible")
+        lines.append(f"WARN {r['notebook']}: {r['model']} {r['backend']} {r['quantization']}: {_too_big(r)}")
     return "\n".join(lines)
 
 
@@ -192,8 +198,7 @@ def describe(table: pd.DataFrame, hardware: str) -> str:
              "empty where none is recorded; `calibrated` False: a range's optimistic end)",
              analysis.markdown(show, floatfmt=".3g")]
     for _, r in table[~table["fits"]].iterrows():
-        lines.append(f"SKIP {r['model']} {r['backend']} {r['quantization']}: {r['memory_per_gpu_gb']:.1f} GB a GPU "
-                     f"> {r['visible_gb']:.1f} GB visible")
+        lines.append(f"SKIP {r['model']} {r['backend']} {r['quantization']}: {_too_big(r)}")
     return "\n".join(lines)
 
 
@@ -207,7 +212,7 @@ def describe_batches(table: pd.DataFrame, hardware: str) -> str:
              analysis.markdown(table.drop(columns="skip"), floatfmt=".3g")]
     for _, r in unfit.iterrows():
         why = r["note"] if r["memory_per_gpu_gb"] is None or pd.isna(r["memory_per_gpu_gb"]) or r["note"].startswith("vLLM has") \
-            else f"{r['memory_per_gpu_gb']:.1f} GB a GPU > {r['visible_gb']:.1f} GB visible"
+            else _too_big(r)
         lines.append(f"SKIP batch {r['model']} {r['backend']} {r['quantization']} x{r['batch_size']}: {why}")
     return "\n".join(lines)
 

@@ -55,9 +55,8 @@ def load_params(iteration: Path, name: str) -> dict:
     once. SystemExit, naming the file and section, for an unknown set, a file that is not such a
     mapping, a section that is not a mapping, a `same_as` that is not one set's name, a set
     without that section, or a cycle."""
-    return {**_read_params(iteration, name),
-            **{section: _section(iteration, name, section, ()) for section in _read_params(iteration, name)
-               if section != "notebooks"}}
+    config = _read_params(iteration, name)
+    return {**config, **{section: _section(iteration, name, section, ()) for section in config if section != "notebooks"}}
 
 
 def _read_params(iteration: Path, name: str) -> dict:
@@ -228,8 +227,9 @@ def skip_unfit(config: dict) -> dict:
 
 
 def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> int:
-    """`--plan`: print the speed configurations of the params file with predicted memory and
-    time on this GPU (or `gpu`), marking those that would not fit; nothing is loaded or run."""
+    """`--plan`: print the speed and batch configurations of the params file with predicted memory
+    and time on this GPU (or `gpu`), marking those that would not fit, and the other notebooks'
+    models with their memory; nothing is loaded or run."""
     from . import gpuplan
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)   # an unknown set stops here, before the GPU is asked for
@@ -237,7 +237,7 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     if label is None:
         raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4 (runbook --plan --gpu 2xT4)")
     try:
-        label = gpuplan.gpu_label(label)   # a typo stops here, before the params or any model
+        label = gpuplan.gpu_label(label)   # a typo stops here, before any model
     except LabError as e:
         raise SystemExit(str(e)) from None
     speed = config.get("speed") or {}
