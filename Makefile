@@ -1,6 +1,7 @@
 # make run   : the main job - Iteration 1 notebooks on the embedded models (CPU), then report
 # make test  : the test suite on the embedded models
 # make lab   : JupyterLab on the repository
+# make kaggle KAGGLE_USER=me : the Kaggle upload folders (wheelhouse, model, notebooks; README: A submission on Kaggle)
 # make run PARAMS=gpu PLAN=1 [GPU=2xT4] : print the GPU run's configurations with predicted memory/time, run nothing
 # Each target sets up .venv on first use. PARAMS=gpu runs the big candidates on a CUDA box.
 # llama-cpp-python is built for this CPU by scripts/install_llama_cpp.sh (LLAMA_CMAKE_ARGS to
@@ -15,7 +16,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VLLM_VENV := .venv-vllm
 
-.PHONY: setup llama-cpp run test lab sync report bench submit wheelhouse
+.PHONY: setup llama-cpp run test lab sync report bench submit wheelhouse kaggle
 setup: $(VENV)/.installed llama-cpp $(if $(VLLM),$(VLLM_VENV)/.installed)
 
 $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
@@ -49,7 +50,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab --allow-root $(LAB_ARGS)
 
 sync: setup
-	$(VENV)/bin/jupytext --sync $$(grep -l "^#   jupytext:" $(ITERATION)/*.py)
+	$(VENV)/bin/jupytext --sync $$(grep -l "^#   jupytext:" $(ITERATION)/*.py kaggle/*.py)
 
 report: setup
 	$(PY) -m shared.report $(ITERATION)
@@ -62,11 +63,33 @@ submit: setup
 	@test -n "$(DATA)" || { echo "make submit DATA=<competition csv> [STRATEGY=$(STRATEGY)] [MODEL=$(MODEL)] [OUT=$(OUT)]"; exit 2; }
 	$(PY) -m shared.submit "$(DATA)" --strategy $(STRATEGY) --model $(MODEL) --out "$(OUT)" $(SUBMIT_ARGS)
 
-# make wheelhouse [WHEELHOUSE=wheelhouse] [LLAMA_CMAKE_ARGS="-DGGML_CUDA=on"] [WHEELHOUSE_EXTRAS=transformers]
-# every wheel a submission needs, for `pip install --no-index` on Kaggle (README: A submission on Kaggle)
+# make wheelhouse [WHEELHOUSE=wheelhouse] [KAGGLE_PYTHON=3.12] [WHEELHOUSE_CMAKE_ARGS="..."] [WHEELHOUSE_EXTRAS=transformers]
+# every wheel a submission needs, for `pip install --no-index` on Kaggle (README: A submission on Kaggle).
+# KAGGLE_PYTHON: the Python of Kaggle's image, the one place it is named (Kaggle/docker-python
+# "Upgrade to Python 3.12" #1516, 2025-12-12; its Dockerfile.tmpl installs into python3.12): the
+# wheels are downloaded for it. WHEELHOUSE_CMAKE_ARGS: llama.cpp portable (no -march=native).
+KAGGLE_PYTHON ?= 3.12
 WHEELHOUSE ?= wheelhouse
+WHEELHOUSE_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 wheelhouse: setup
-	TORCH="$(TORCH)" scripts/make_wheelhouse.sh "$(WHEELHOUSE)" $(PY)
+	KAGGLE_PYTHON="$(KAGGLE_PYTHON)" LLAMA_CMAKE_ARGS="$(WHEELHOUSE_CMAKE_ARGS)" TORCH="$(TORCH)" scripts/make_wheelhouse.sh "$(WHEELHOUSE)" $(PY)
+
+# make kaggle KAGGLE_USER=me [KAGGLE_MODEL=$(MODEL)] [KAGGLE_DIR=kaggle-upload] [KAGGLE_DEVICE=cuda] [KAGGLE_WHEELS=...] [KAGGLE_STRATEGY=...]
+# the upload folders (wheels, model, notebook, build-gpu), each with its Kaggle metadata file
+# (scripts/make_kaggle.py; README: A submission on Kaggle gives the kaggle CLI commands). The
+# wheelhouse carries no model package (KAGGLE_WHEELHOUSE_MODELS): the model is its own dataset.
+# KAGGLE_WHEELS=prompt-recovery-lab-wheels-gpu: install from the CUDA wheelhouse built on Kaggle.
+KAGGLE_USER ?=
+KAGGLE_STRATEGY ?=
+KAGGLE_MODEL ?= $(MODEL)
+KAGGLE_DIR ?= kaggle-upload
+KAGGLE_DEVICE ?= cuda
+KAGGLE_WHEELS ?= prompt-recovery-lab-wheels
+KAGGLE_WHEELHOUSE_MODELS ?=
+kaggle: setup
+	@test -n "$(KAGGLE_USER)" || { echo "make kaggle KAGGLE_USER=<your Kaggle username> (the datasets' and the notebook's owner)"; exit 2; }
+	KAGGLE_PYTHON="$(KAGGLE_PYTHON)" LLAMA_CMAKE_ARGS="$(WHEELHOUSE_CMAKE_ARGS)" TORCH="$(TORCH)" WHEELHOUSE_MODELS="$(KAGGLE_WHEELHOUSE_MODELS)" scripts/make_wheelhouse.sh "$(KAGGLE_DIR)/wheels" $(PY)
+	$(PY) scripts/make_kaggle.py "$(KAGGLE_DIR)" --user "$(KAGGLE_USER)" --model "$(KAGGLE_MODEL)" --device "$(KAGGLE_DEVICE)" --wheels "$(KAGGLE_WHEELS)" $(if $(KAGGLE_STRATEGY),--strategy $(KAGGLE_STRATEGY))
 
 bench: setup
 	$(PY) benchmarks/load_and_overhead.py
