@@ -124,7 +124,7 @@ def read(path: str | Path) -> pd.DataFrame:
     import pandas as pd  # not at the top: a child process that only appends rows starts faster
 
     path = Path(path)
-    if not path.exists():
+    if not path.exists() or not (path.is_file() or path.is_dir()):  # a device (/dev/full) or FIFO holds no rows
         return pd.DataFrame()
     rows = []
     # a torn write can end in half a UTF-8 character or in NUL bytes (a crash before the data
