@@ -195,22 +195,6 @@ def test_anything_else_stops_naming_the_parameter(value):
         params.as_bool("redo", value)
 
 
-def _bools(source: str) -> list:
-    import ast
-    return [ast.literal_eval(a) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
-            and getattr(node.func, "id", "") == "as_bools" for a in node.args[1:]]
-
-
-@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
-def test_every_yes_no_parameter_is_read_after_the_parameters_cell(name):
-    import jupytext
-    nb = jupytext.read(NOTEBOOKS / f"{name}.py")
-    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    ns = {}
-    exec(nb.cells[i].source, ns)
-    assert sorted(_bools(nb.cells[i + 1].source)) == sorted(k for k, v in ns.items() if isinstance(v, bool))
-
-
 @pytest.mark.slow
 def test_redo_false_from_the_command_line_keeps_the_set(tmp_path):
     """The reported case (nteract/papermill#396): -p redo false deleted the 24-row set, rc 0."""
