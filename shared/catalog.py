@@ -34,46 +34,41 @@ class ModelFileError(LabError):
     """A model file is missing or corrupt (sha256 mismatch)."""
 
 
-def cache_dir() -> Path:
-    """Where converted models and assembled GGUF files live: PRL_CACHE, else
-    $XDG_CACHE_HOME/prompt-recovery-lab, else ~/.cache/prompt-recovery-lab (an empty or relative
-    XDG_CACHE_HOME is ignored, as the XDG base directory specification says). LabError when none
-    is set and there is no home folder."""
+def _cache_choice() -> tuple[Path, str]:
+    """(the cache folder, what chose it): PRL_CACHE, else $XDG_CACHE_HOME/prompt-recovery-lab,
+    else ~/.cache/prompt-recovery-lab (an empty or relative XDG_CACHE_HOME is ignored, as the XDG
+    base directory specification says). LabError when none is set and there is no home folder."""
     if os.environ.get("PRL_CACHE", "").strip():
-        return Path(os.environ["PRL_CACHE"]).expanduser()
+        return Path(os.environ["PRL_CACHE"]).expanduser(), f"PRL_CACHE={os.environ['PRL_CACHE']}"
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
     if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / "prompt-recovery-lab"
+        return Path(xdg) / "prompt-recovery-lab", f"XDG_CACHE_HOME={xdg}, PRL_CACHE unset"
     try:
-        return Path.home() / ".cache" / "prompt-recovery-lab"
+        home = Path.home()
     except RuntimeError as e:  # no HOME and no passwd entry
         raise LabError(f"no home folder for the model cache ({e}): set PRL_CACHE to a folder "
                        "you can write (or XDG_CACHE_HOME)") from e
+    return home / ".cache" / "prompt-recovery-lab", f"HOME={home}, PRL_CACHE and XDG_CACHE_HOME unset"
 
 
-def _cache_error(folder: Path, error: OSError) -> LabError:
-    """The model cache cannot be written: which folder, how it was chosen, how to move it."""
-    if os.environ.get("PRL_CACHE", "").strip():
-        chosen = f"PRL_CACHE={os.environ['PRL_CACHE']}"
-    elif os.environ.get("XDG_CACHE_HOME", "").strip() and Path(os.environ["XDG_CACHE_HOME"]).is_absolute():
-        chosen = f"XDG_CACHE_HOME={os.environ['XDG_CACHE_HOME']}, PRL_CACHE unset"
-    else:
-        chosen = f"HOME={os.environ.get('HOME', '(unset)')}, PRL_CACHE and XDG_CACHE_HOME unset"
-    return LabError(f"the model cache {folder} cannot be written ({error.strerror or error}; {chosen}): "
-                    "set PRL_CACHE to a folder you can write, e.g. PRL_CACHE=/tmp/prompt-recovery-lab "
-                    "(or XDG_CACHE_HOME); nothing was loaded")
+def cache_dir() -> Path:
+    """Where converted models and assembled GGUF files live; move it with PRL_CACHE (_cache_choice)."""
+    return _cache_choice()[0]
 
 
 def writable_cache(folder: Path) -> Path:
-    """`folder` (in the cache) made if needed and checked by making a file in it, or the
-    LabError of _cache_error: before a model is converted or assembled into it."""
+    """`folder` (in the cache) made if needed and checked by making a file in it (before a model is
+    converted or assembled into it); a LabError naming the folder, what chose it (PRL_CACHE,
+    XDG_CACHE_HOME or HOME) and how to move it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise _cache_error(folder, e) from e
+        raise LabError(f"the model cache {folder} cannot be written ({e.strerror or e}; {_cache_choice()[1]}): "
+                       "set PRL_CACHE to a folder you can write, e.g. PRL_CACHE=/tmp/prompt-recovery-lab "
+                       "(or XDG_CACHE_HOME); nothing was loaded") from e
     return folder
 
 

@@ -169,10 +169,9 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
 
     device: auto | cpu | cuda (loading.resolve_device). batch_size: pairs per model call
     (prompts.recover_batch; 1 runs prompts.recover, which reuses llama.cpp's prefix). The
-    deadline: this file's share of `budget_hours` (hours)
-    is budget_hours x rows / expected_rows (default max(SAMPLES, rows): on Kaggle's hidden set the
-    whole budget), counted from the end of the model's load (loading is in the margin kept out of
-    DEADLINE_HOURS); when the time left is less than the next batch takes at the measured rate,
+    deadline: this file's share of `budget_hours` (hours) is budget_hours x rows / expected_rows
+    (default max(SAMPLES, rows): on Kaggle's hidden set the whole budget), counted from the end
+    of the model's load (loading is in the margin kept out of DEADLINE_HOURS); when the time left is less than the next batch takes at the measured rate,
     every remaining row gets the fallback prompt (`skipped: "deadline"`). A row with nothing to
     read (blank_input) gets it without a model call, counted (`blank_inputs`, ids in `blank_ids`).
     shard: "i/n", only the rows of shard i of n (shared.shards: round robin), each shard in its
