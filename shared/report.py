@@ -127,13 +127,15 @@ def _problems_with_links(iteration: Path) -> list[str]:
 # the same section prints, so a reader finds it in the table beside the sentence. Not counted
 # as numbers: those inside code spans, fenced code, HTML comments and link targets; parts of
 # names (Q4_K_M, fp16, 7B, 2xT4, sm_60, Llama-3-8B, 4-bit, AVX-512, Llama 2, Gemma 3, RTX 3090,
-# a machine's "2 cores"); exponents (R^2); references (#14, PR 773, issue 10, item 7, section s4); dates
-# (2026-11-29); the question's own parameters.
+# a machine's "2 cores"); exponents (R^2); references (#14, PR 773, issue 10, item 7, section
+# s4); dates (2026-11-29); the question's own parameters (`question_numbers`). A number written
+# out in words ("half") is not seen: say it with the block's number, or point at the table.
 _MASK = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->|\]\([^)]*\)|https?://\S+", re.S)
 _REFERENCE = re.compile(r"(?:#|(?<!')\bs(?=\d)|\b(?:PRs?|issues?|items?|sections?|Deliver|step)\s*#?)\d+"
                         r"(?:(?:,|, and| and|-)\s*#?\d+)*", re.I)
 _DATE = re.compile(r"\b\d{4}-\d{2}(?:-\d{2})?\b")
-_NAME = re.compile(r"\b(?:Llama|Gemma|Phi|Qwen|Mistral|Mixtral)[ -]\d+(?:\.\d+)?\b|\b(?:RTX|GTX) \d+|\b\d+[- ]cores?\b|\^\d+")
+_NAME = re.compile(r"\b(?:Llama|Gemma|Phi|Qwen|Mistral|Mixtral)[ -]\d+(?:\.\d+)?\b|\b(?:RTX|GTX) \d+"
+                   r"|\b\d+[- ]cores?\b|\^\d+")
 HEADING = re.compile(r"^(#{2,6}) ", re.M)
 PROSE_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)((?<![\d.][+-])[+-])?(\d+(?:,\d{3})*(?:\.\d+)?)"
                           r"(?!\.?\d)(?![A-Za-wyz_]|x[A-Za-z0-9])(?!-bit)")
@@ -193,8 +195,7 @@ def typed_numbers(iteration: str | Path) -> list[str]:
             a, b = max(around, key=lambda s: s[0]) if around else (0, len(text))
             printed = allowed.union(*[nums for at, nums in found if a <= at < b])
             number = (m.group(1) or "") + m.group(2).replace(",", "")
-            if not _matches(number, printed) and not _matches(m.group(2).replace(",", ""), printed - {
-                    p for p in printed if p[0] in "+-"}) if not m.group(1) else not _matches(number, printed):
+            if not _matches(number, printed):
                 line = prose.count("\n", 0, m.start()) + 1
                 context = " ".join(text[max(0, m.start() - 40):m.end() + 30].split())
                 out.append(f"{path.name}:{line}: {number} in '...{context}...'")

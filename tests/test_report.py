@@ -94,3 +94,24 @@ def test_a_number_typed_in_prose_is_reported_unless_a_block_of_its_section_print
     (other / "README.md").write_text(text)
     assert [t.split(" in ")[0] for t in report.typed_numbers(other)] == ["README.md:16: 6.41"]
     assert any("number typed in prose" in p for p in report.check(other))
+
+
+def test_the_same_mean_prompt_found_on_two_machines_is_one_paragraph(tmp_path, monkeypatch):
+    """Two machines whose searches found the same prompt with the same scores give one paragraph
+    naming both (the report printed it twice); a third machine's different result its own."""
+    import importlib.util
+
+    from shared import results
+    spec = importlib.util.spec_from_file_location("rb", ITERATION / "report_blocks.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    row = results.read(REPO / "res" / "01_biggest_model" / "mean_prompt.jsonl").iloc[-1].to_dict()
+    rows = [{**row, "machine": "CPU A (2 cores)"}, {**row, "machine": "CPU B (2 cores)"},
+            {**row, "machine": "CPU C (2 cores)", "prompt": "another prompt"}]
+    results.append(tmp_path / "mean_prompt.jsonl", rows)
+    shutil.copy(REPO / "res" / "01_biggest_model" / "prompt_engineering.jsonl", tmp_path)
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    paragraphs = [p for p in rb.prompt_strategies().split("\n\n") if p.startswith("**Mean prompt**")]
+    assert len(paragraphs) == 2
+    assert "CPU A (2 cores), CPU B (2 cores)" in paragraphs[0] and "CPU C" not in paragraphs[0]
+    assert "`another prompt`" in paragraphs[1] and paragraphs[1].endswith("on CPU C (2 cores).")
