@@ -447,6 +447,38 @@ def batch_verdict() -> str:
     return "\n".join(lines) or "_No vLLM batch rows yet._"
 
 
+def submissions() -> str:
+    """Whole submissions of a CSV (`python -m shared.submit ... --results-dir res/01_biggest_model`,
+    or `submission.ipynb` with `results_dir`; both call `submit.record`): the latest run per configuration, its SCS with the 95%
+    interval, seconds a sample (model load excluded) and the hours the competition's samples
+    would take; then, where the same configuration ran with and without prefix reuse (llama.cpp's
+    kept KV state of the few-shot preamble, batch 1 only), the ratio of their seconds a sample."""
+    df = _table("submissions")
+    if df.empty:
+        return ("_No rows in `res/01_biggest_model/submissions.jsonl` yet: run `python -m shared.submit` "
+                "with `--results-dir res/01_biggest_model`._")
+    source = _source("submissions", "shared.submit --results-dir", df)
+    keys = ["machine", "test", "model", "backend", "strategy", "batch_size", "reuse_prefix"]
+    df = df.assign(**{k: df[k] if k in df else None for k in keys}).assign(
+        machine=df["machine"].map(analysis.machine_label))
+    df = df.drop_duplicates(keys, keep="last").assign(
+        scs_ci95=lambda d: [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(d["score_scs_ci_low"], d["score_scs_ci_high"])])
+    cols = keys + ["rows", "score_scs_mean", "scs_ci95", "score_encoder", "s_per_sample", "samples", "hours", "fits"]
+    out = analysis.markdown(df[[c for c in cols if c in df]].rename(columns={
+        "score_scs_mean": "scs", "score_encoder": "encoder", "samples": "for_samples"}), floatfmt=".3g")
+    lines = []
+    same = [k for k in keys if k != "reuse_prefix"]
+    for _, g in df.groupby(same, dropna=False):
+        on, off = g[g["reuse_prefix"].eq(True)], g[g["reuse_prefix"].eq(False)]
+        if len(on) and len(off):
+            r = on.iloc[-1]
+            lines.append(f"- Prefix reuse, {r['strategy']} with {r['model']} ({r['backend']}, batch "
+                         f"{int(r['batch_size'])}) on {r['machine']}: {off['s_per_sample'].iloc[-1]:.2f} s a "
+                         f"sample from an empty KV cache, {r['s_per_sample']:.2f} s with the preamble kept "
+                         f"({off['s_per_sample'].iloc[-1] / r['s_per_sample']:.2f}x).")
+    return out + ("\n\n" + "\n".join(lines) if lines else "") + "\n\n" + source
+
+
 def _ranking(g) -> str:
     """Strategies by mean SCS over the same pairs: the best with its 95% interval, then each other
     with its mean and the best's paired lead over it (95% CI)."""
@@ -496,6 +528,7 @@ BLOCKS = {
     "roofline_seed_check": roofline_seed_check,
     "published_bnb_ratios": published_bnb_ratios,
     "prompt_ranking": prompt_ranking,
+    "submissions": submissions,
 }
 
 # What the main job compares at its end, this run against the earlier rows of the same machine
