@@ -288,7 +288,9 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
                "samples_per_s": len(measured) / loop_s if measured and loop_s > 0 else None,
                **projection(per_sample), "out": str(out), "strategy": strategy, "model": model_name,
                "backend": backend_name, "device": settings.get("device", "none"),
-               "device_note": device_note, "batch_size": batch_size,
+               "device_note": device_note, "batch_size": batch_size, "reuse_prefix": reuse_prefix,
+               "max_new_tokens": max_new_tokens, "max_text_tokens": max_text_tokens,
+               "test": Path(test).name,
                **{k: settings[k] for k in ("n_gpu_layers", "device_map", "dtype") if k in settings}}
     computed_errors = [done[str(p.id)]["error"] for p in todo if str(p.id) in done
                        and isinstance(done[str(p.id)]["error"], str)]
@@ -414,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="only shard I of N (round robin); merge: python -m shared.shards")
     parser.add_argument("--out", default="submission.csv")
+    parser.add_argument("--results-dir", default=None, metavar="DIR",
+                        help="append the run's summary (settings, SCS, seconds a sample, machine) to "
+                             "DIR/submissions.jsonl, a row the iteration's report shows")
     args = parser.parse_args(argv)
     if args.backend == "vllm" and not envs.importable("vllm"):
         return _in_vllm_env(sys.argv[1:] if argv is None else list(argv))
@@ -432,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
               "command again to resume", file=sys.stderr)
         return 130
     print(report(summary))
+    if args.results_dir:
+        print(f"recorded in {record(summary, args.results_dir)}")
     return 1 if summary.get("failed") else 0
 
 
