@@ -22,7 +22,7 @@
 # wheelhouse (every wheel the lab needs, installed by the first cell with `pip --no-index`)
 # and the model (a GGUF file). The defaults below are those folders under `/kaggle/input`,
 # `device = "cuda"` (a wheelhouse without a CUDA build of llama.cpp then stops before loading
-# instead of running 1300 rows on Kaggle's CPU: the CUDA wheelhouse is built on Kaggle by
+# instead of running the hidden set on Kaggle's CPU: the CUDA wheelhouse is built on Kaggle by
 # `kaggle/build_gpu_wheels.ipynb`, README steps 5 and 6) and the competition's paths.
 #
 # It reads `test.csv`, recovers a prompt for every row with one strategy of
