@@ -419,7 +419,8 @@ class Calibrator:
         the runtime on the card's generation: uncalibrated, with the pessimistic constants (and,
         with `fallback`, the family's other-generation median as its central value)."""
         d, d_rows, calibrated = self._lookup(self.decode, family, hw, fallback)
-        ranged = self._range(self.decode, family, hw, "decode") if calibrated and not fallback else None
+        ranged = self._range(self.decode, family, hw, "decode") if calibrated and not fallback and batch_size == 1 \
+            else None   # (a batch above 1 keeps its batched-row rule below)
         if ranged is not None:   # fewer than MIN_OWN_ROWS rows of the card: its generation's range
             d, _, d_rows = ranged
             calibrated = False

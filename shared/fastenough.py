@@ -289,7 +289,7 @@ def biggest(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None 
     if max_ppl_delta is not None:
         ok = ok[ok["ppl_delta"].notna() & (ok["ppl_delta"] <= max_ppl_delta)]
     rows = []
-    for hw in dict.fromkeys(table["hardware"]):
+    for hw in _cards(table):
         g = ok[ok["hardware"] == hw]
         if g.empty:
             rows.append({"hardware": hw})
@@ -297,6 +297,12 @@ def biggest(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None 
         g = g[g["params_b"] == g["params_b"].max()]
         rows.append(g.sort_values("decode_tok_s", ascending=False).iloc[0].to_dict())
     return pd.DataFrame(rows)
+
+
+def _cards(table: pd.DataFrame) -> list[str]:
+    """The table's GPUs in order, without the row-split twins of a multi-GPU card."""
+    t = table[table["split"].fillna("layer").eq("layer")] if "split" in table else table
+    return list(dict.fromkeys(t["hardware"]))
 
 
 def answer(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None) -> pd.DataFrame:
@@ -315,7 +321,7 @@ def answer(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None =
     ranged = t["decode_calibration"].astype(str).str.startswith("range")
     t = t[t["calibrated"].astype(bool) | ranged].assign(basis=lambda d: d["calibrated"].map({True: "calibrated", False: "range"}))
     rows = []
-    for hw in dict.fromkeys(table["hardware"]):
+    for hw in _cards(table):
         g = t[t["hardware"] == hw]
         if g.empty:
             rows.append({"hardware": hw})
@@ -329,7 +335,8 @@ def biggest_sentences(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: flo
     lines = []
     for _, r in biggest(table, min_bits, max_ppl_delta).iterrows():
         if pd.isna(r.get("model")):
-            lines.append(f"- **{r['hardware']}**: no candidate fits on a calibrated runtime.")
+            lines.append(f"- **{r['hardware']}**: no candidate fits on a calibrated runtime (where its runtimes are "
+                         "ranges, the answer at the top of the report gives the biggest whose slow end is fast enough).")
             continue
         err = (f"held-out error {r['decode_error_pct']:.0f}% ({r['error_scope']})" if pd.notna(r["decode_error_pct"])
                else f"no held-out error ({r['error_scope']})")
