@@ -12,13 +12,18 @@ the step's time at the roofline (max of bytes / bandwidth and FLOPs / peak) and
 a = 1 / efficiency, least squares on relative error (each point weighted by
 1/t), a > 0, c >= 0. A group whose points barely differ in bytes cannot separate a from c:
 it takes c from the family's other fits on the same kind of hardware (their median) and fits
-a alone. Hardware without rows borrows, in this order: the card named by `calibrate_like` in
-hardware.yaml, the median of the family's fits on that kind of hardware, the same hardware in
-another family; every Calibration names the rows it came from.
+a alone. A GPU is calibrated by its own rows or those of the card named by `calibrate_like` in
+hardware.yaml (a 2xT4 by the T4's); with fewer than MIN_OWN_ROWS of them it is a range from
+its generation's rows (never a calibrated value with another card's error), and with none on
+its generation it is uncalibrated (the roofline ceiling to the runtime's worst fit). Prefill
+follows the same rule on published prompt-processing rows (llama-bench ppN). A fit whose
+efficiency lands on its bound of 1 says so (Fit.at_bound). Every Calibration names the rows it
+came from, with their sources, dates and builds.
 
 Leave-one-out: each configuration (model x quantization x runtime x hardware) is left out in
 turn, the constants refitted on the rest, and its rows predicted: absolute percentage errors
-of decode tok/s, prefill seconds and memory.
+of decode tok/s, prefill seconds and memory. The error a GPU column carries (column_errors)
+comes only from that card's own rows, one row and one source out.
 """
 from __future__ import annotations
 

@@ -3,10 +3,13 @@
 Tables for the `roofline` notebook, which appends them as rows to res/01_biggest_model/roofline.jsonl
 (the report reads those rows): every candidate x quantization x GPU x batch size predicted (memory
 margin on the GPU's visible capacity, decode tok/s with its calibration and the held-out error of
-its column, seconds a call, calls a sample after loading the model once, verdict; "uncalibrated" with a range where the runtime
-has no row on the card's generation); the biggest candidate per GPU at 4 bits or more and at the
-lowest bits public perplexity figures still call usable; this CPU's ladder; the figure of decode
-tok/s against bytes per token.
+its column, calibrated prefill and decode seconds a call with their intervals, calls a sample
+after loading the model once, the largest n_ctx, verdict; "uncalibrated" with a range where the
+runtime has no row on the card's generation, "range" where the card has fewer than two rows of
+its own, a flag above the plausibility ceiling; a multi-GPU card's row split beside its layer
+split); the biggest candidate per GPU at 4 bits or more and at the lowest bits public perplexity
+figures still call usable (`answer`: also from a range's slow end); this CPU's ladder; the figure
+of decode tok/s against bytes per token.
 """
 from __future__ import annotations
 
@@ -277,26 +280,10 @@ def calibrations(table: pd.DataFrame) -> pd.DataFrame:
 
 def biggest(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None) -> pd.DataFrame:
     """Per hardware: the candidate with the most parameters that fits memory and the budget on a
-    runtime calibrated on its card's generation, in its fastest such quantization of at least
+    runtime calibrated on its card's own rows (`answer` without ranges), in its fastest such quantization of at least
     `min_bits` nominal bits (and, with `max_ppl_delta`, whose published perplexity increase is at
     most that; a quantization with no published figure does not qualify then)."""
-    ok = table[(table["batch_size"] == 1) & (table["fits_memory"] != False) & table["fast_enough"]  # noqa: E712
-               & table["calibrated"] & (table["bits"] >= min_bits)]
-    if "split" in ok:
-        ok = ok[ok["split"].fillna("layer").eq("layer")]
-    if "plausible" in ok:      # above the plausibility ceiling: flagged, not an answer
-        ok = ok[ok["plausible"].fillna(True).astype(bool)]
-    if max_ppl_delta is not None:
-        ok = ok[ok["ppl_delta"].notna() & (ok["ppl_delta"] <= max_ppl_delta)]
-    rows = []
-    for hw in _cards(table):
-        g = ok[ok["hardware"] == hw]
-        if g.empty:
-            rows.append({"hardware": hw})
-            continue
-        g = g[g["params_b"] == g["params_b"].max()]
-        rows.append(g.sort_values("decode_tok_s", ascending=False).iloc[0].to_dict())
-    return pd.DataFrame(rows)
+    return answer(table, min_bits, max_ppl_delta, ranges=False)
 
 
 def _cards(table: pd.DataFrame) -> list[str]:
@@ -305,11 +292,13 @@ def _cards(table: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(t["hardware"]))
 
 
-def answer(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None) -> pd.DataFrame:
-    """Per hardware, the answer: as `biggest`, but a card whose runtime is a range from its
-    generation's rows (fewer than two rows of its own: the P100) is answered by the biggest
-    candidate whose slow end is still fast enough, marked `basis` "range" (else "calibrated").
-    Layer split, batch 1, plausible cells only; ties go to calibrated rows, then to the faster."""
+def answer(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None = None,
+           ranges: bool = True) -> pd.DataFrame:
+    """Per hardware, the answer: as `biggest`, but (with `ranges`) a card whose runtime is a range
+    from its generation's rows (fewer than two rows of its own: the P100) is answered by the
+    biggest candidate whose slow end is still fast enough, marked `basis` "range" (else
+    "calibrated"). Layer split, batch 1, plausible cells only (a calibrated cell above the
+    plausibility ceiling is never an answer); ties go to calibrated rows, then to the faster."""
     t = table[(table["batch_size"] == 1) & (table["fits_memory"] != False) & table["fast_enough"]  # noqa: E712
               & (table["bits"] >= min_bits)]
     if "split" in t:
@@ -318,7 +307,7 @@ def answer(table: pd.DataFrame, min_bits: int = 4, max_ppl_delta: float | None =
         t = t[t["plausible"].fillna(True).astype(bool) | ~t["calibrated"].astype(bool)]
     if max_ppl_delta is not None:
         t = t[t["ppl_delta"].notna() & (t["ppl_delta"] <= max_ppl_delta)]
-    ranged = t["decode_calibration"].astype(str).str.startswith("range")
+    ranged = t["decode_calibration"].astype(str).str.startswith("range") & ranges
     t = t[t["calibrated"].astype(bool) | ranged].assign(basis=lambda d: d["calibrated"].map({True: "calibrated", False: "range"}))
     rows = []
     for hw in _cards(table):
