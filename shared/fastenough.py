@@ -455,16 +455,18 @@ def loo_summary(m: Model) -> pd.DataFrame:
     return out[["rows", "configs"] + [c for c in out if c.endswith("_pct")]]
 
 
-def roofline_figure(m: Model, hardware, path: str | Path | None = None):
+def roofline_figure(m: Model, hardware, path: str | Path | None = None, predicted: pd.DataFrame | None = None):
     """Decode tok/s against bytes read per token (log-log): each hardware's roofline
-    (bandwidth / bytes, efficiency 1), this lab's measured points and the published points."""
+    (bandwidth / bytes, efficiency 1), this lab's measured points and the published points;
+    with `predicted` (rows of `answer`), those predictions as crosses with their intervals
+    (decode_tok_s_lo to _hi), next to the measured rows."""
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5.5))
     x = np.logspace(np.log10(0.05), np.log10(60), 50)
     lines = [roofline.hardware(h, m.peaks) for h in hardware]
     if m.this_machine() is not None:
         lines.append(m.this_machine())
-    published = [o for o in m.observations if o.dataset == "published"]
+    published = [o for o in m.observations if o.dataset == "published" and o.decode_tok_s]
     seen = {h.key for h in lines}
     lines += [m.hardware_of[k] for k in dict.fromkeys(o.hardware for o in published) if k not in seen]
     colors = dict(zip([h.key for h in lines], plt.cm.tab20(np.linspace(0, 1, max(len(lines), 2)))))
@@ -485,6 +487,14 @@ def roofline_figure(m: Model, hardware, path: str | Path | None = None):
     for o in lab:
         ax.scatter(o.bytes_per_token / 1e9, o.decode_tok_s, marker="o", s=30, color=colors.get(o.hardware, "k"),
                    edgecolor="k", lw=0.5)
+    by_label = {h.label: h.key for h in lines}
+    shown = predicted[predicted["model"].notna()] if predicted is not None else pd.DataFrame()
+    for r in shown.to_dict("records"):
+        x0, y0 = r["bytes_per_token_gb"], r["decode_tok_s"]
+        ax.errorbar(x0, y0, yerr=[[y0 - r["decode_tok_s_lo"]], [r["decode_tok_s_hi"] - y0]], fmt="x", ms=8, mew=2,
+                    color=colors.get(by_label.get(r["hardware"]), "k"), capsize=3, lw=1)
+    if not shown.empty:
+        ax.errorbar([], [], yerr=[], fmt="x", color="grey", label="predicted: the Answer (interval)")
     ax.scatter([], [], marker="^", color="grey", label="published (llama.cpp, MLC, exllama, AWQ)")
     ax.scatter([], [], marker="o", color="grey", label="this lab, measured")
     ax.set(xscale="log", yscale="log", xlabel="bytes read per decoded token (GB)", ylabel="decode tokens/s (batch 1)",

@@ -145,4 +145,5 @@ results.append(RESULTS / fastenough.PREDICTIONS_TABLE,
 print(f"appended run {run} to {fastenough.PREDICTIONS_TABLE}: {len(table)} predictions")
 
 # %%
-fastenough.roofline_figure(model, hardware, RESULTS / "roofline_decode.png");
+answers = pd.concat([fastenough.answer(table), fastenough.answer(table, min_bits=0, max_ppl_delta=max_ppl_delta)])
+fastenough.roofline_figure(model, hardware, RESULTS / "roofline_decode.png", predicted=answers);
