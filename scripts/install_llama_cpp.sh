@@ -14,6 +14,11 @@
 # The wheel is kept in .whl/<key>/, where key hashes the version, the CMake arguments, the
 # compiler, the Python and this CPU's flags: a changed configuration or another CPU always
 # builds anew (pip's own wheel cache is bypassed), an unchanged one reinstalls in seconds.
+#
+# For a wheelhouse (scripts/make_wheelhouse.sh): LLAMA_BUILD_ONLY=1 builds (or finds) the wheel
+# and prints its path without installing it into PYTHON, and LLAMA_PY_API=py3 tags it
+# py3-none-linux_x86_64 (scikit-build-core's wheel.py-api): llama-cpp-python loads libllama
+# with ctypes, so one build serves every Python 3 (Kaggle's 3.12 from this machine's 3.11).
 set -euo pipefail
 PY=${1:-python}
 VERSION=${LLAMA_CPP_VERSION:-0.3.36}
@@ -23,9 +28,11 @@ ARGS=${LLAMA_CMAKE_ARGS-$DEFAULT_ARGS}
 case "$ARGS" in *-DLLAVA_BUILD*) ;; *) ARGS="-DLLAVA_BUILD=OFF $ARGS" ;; esac
 case "$ARGS" in *CMAKE_C_FLAGS*|*CMAKE_CXX_FLAGS*) ;; *) ARGS="$ARGS -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'" ;; esac
 
+PY_API=${LLAMA_PY_API:-}
 cpu_flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || uname -m)
 key=$(printf '%s\n' "$VERSION" "$ARGS" "$(cc --version 2>/dev/null | head -1)" \
-      "$("$PY" -c 'import sys; print(sys.version)')" "$cpu_flags" | sha256sum | cut -c1-16)
+      "$("$PY" -c 'import sys; print(sys.version)')" "$cpu_flags" ${PY_API:+"py-api=$PY_API"} \
+      | sha256sum | cut -c1-16)
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir="$root/.whl/llama-cpp-python-$VERSION-$key"
 if ! ls "$dir"/*.whl >/dev/null 2>&1; then
@@ -34,10 +41,14 @@ if ! ls "$dir"/*.whl >/dev/null 2>&1; then
     rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
     CMAKE_ARGS="$ARGS" CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
         "$PY" -m pip wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
-        -w "$dir.tmp" "llama-cpp-python==$VERSION"
+        ${PY_API:+--config-settings=wheel.py-api=$PY_API} -w "$dir.tmp" "llama-cpp-python==$VERSION"
     printf '%s\n' "$ARGS" > "$dir.tmp/cmake_args.txt"
     rm -rf "$dir" && mv "$dir.tmp" "$dir"
     echo "built in $(( $(date +%s) - start )) s"
+fi
+if [ -n "${LLAMA_BUILD_ONLY:-}" ]; then
+    echo "wheel: $(ls "$dir"/*.whl)"
+    exit 0
 fi
 prefix=$("$PY" -c 'import sys; print(sys.prefix)')
 if [ "$(cat "$prefix/.llama_cpp_build_key" 2>/dev/null)" != "$key" ]; then

@@ -14,6 +14,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -33,10 +34,42 @@ class ModelFileError(LabError):
     """A model file is missing or corrupt (sha256 mismatch)."""
 
 
+def _cache_choice() -> tuple[Path, str]:
+    """(the cache folder, what chose it): PRL_CACHE, else $XDG_CACHE_HOME/prompt-recovery-lab,
+    else ~/.cache/prompt-recovery-lab (an empty or relative XDG_CACHE_HOME is ignored, as the XDG
+    base directory specification says). LabError when none is set and there is no home folder."""
+    if os.environ.get("PRL_CACHE", "").strip():
+        return Path(os.environ["PRL_CACHE"]).expanduser(), f"PRL_CACHE={os.environ['PRL_CACHE']}"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "prompt-recovery-lab", f"XDG_CACHE_HOME={xdg}, PRL_CACHE unset"
+    try:
+        home = Path.home()
+    except RuntimeError as e:  # no HOME and no passwd entry
+        raise LabError(f"no home folder for the model cache ({e}): set PRL_CACHE to a folder "
+                       "you can write (or XDG_CACHE_HOME)") from e
+    return home / ".cache" / "prompt-recovery-lab", f"HOME={home}, PRL_CACHE and XDG_CACHE_HOME unset"
+
+
 def cache_dir() -> Path:
-    """Where converted models and assembled GGUF files live; move it with PRL_CACHE."""
-    base = os.environ.get("PRL_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "prompt-recovery-lab"
-    return Path(base)
+    """Where converted models and assembled GGUF files live; move it with PRL_CACHE (_cache_choice)."""
+    return _cache_choice()[0]
+
+
+def writable_cache(folder: Path) -> Path:
+    """`folder` (in the cache) made if needed and checked by making a file in it (before a model is
+    converted or assembled into it); a LabError naming the folder, what chose it (PRL_CACHE,
+    XDG_CACHE_HOME or HOME) and how to move it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise LabError(f"the model cache {folder} cannot be written ({e.strerror or e}; {_cache_choice()[1]}): "
+                       "set PRL_CACHE to a folder you can write, e.g. PRL_CACHE=/tmp/prompt-recovery-lab "
+                       "(or XDG_CACHE_HOME); nothing was loaded") from e
+    return folder
 
 
 @contextlib.contextmanager
@@ -49,7 +82,7 @@ def building(target: Path):
     the leftovers of such a build (`<target>.tmp-<pid>`) are removed when the lock is taken.
     Yields the temporary path to build into (removed if the body fails); rename it to `target`.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writable_cache(target.parent)  # a LabError naming PRL_CACHE, not a PermissionError traceback
     fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -87,13 +120,34 @@ def catalog(path: Path = CATALOG_FILE) -> dict[str, ModelSpec]:
     return {name: ModelSpec(name=name, **entry) for name, entry in entries.items()}
 
 
+GGUF_MAGIC = b"GGUF"  # the first four bytes of every GGUF file (the format's header)
+
+
+def is_gguf(path: Path) -> bool:
+    """Whether `path` is a GGUF file: named .gguf in any letter case (Model.GGUF), or starting
+    with the GGUF magic whatever its name (a download saved as model.bin)."""
+    if not path.is_file():
+        return False
+    if path.suffix.lower() == ".gguf":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
+
+
 def get(name_or_path: str | os.PathLike) -> ModelSpec:
-    """The spec of a catalog entry, or of a local .gguf file / transformers folder."""
+    """The spec of a catalog entry (its name in any letter case, spaces around it ignored), or of
+    a local GGUF file (is_gguf) / transformers folder."""
     entries = catalog()
     if str(name_or_path) in entries:
         return entries[str(name_or_path)]
     path = Path(name_or_path).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
+    by_case = {name.lower(): name for name in entries}
+    if not path.exists() and str(name_or_path).strip().lower() in by_case:  # a path wins
+        return entries[by_case[str(name_or_path).strip().lower()]]
+    if is_gguf(path):
         file_type, chat = _gguf_header(path)
         return ModelSpec(name=path.stem, family="local", params_b=None, source={"path": str(path)},
                          format="gguf", quantization=file_type, chat_template=chat,

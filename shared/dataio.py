@@ -10,10 +10,14 @@ training data, `rewrite_prompt`; a submission has `id` and `rewrite_prompt`.
 Every problem with a file is a LabError naming the row and the column (rows are counted from 1,
 the header not included): a missing column, an empty or non-text cell, a duplicate id, a file
 that is not CSV, bytes that are not UTF-8 (UTF-16 and UTF-32 are read when the file starts with
-their byte-order mark). A cell may be as long as the file: csv's own field_size_limit (131072
-characters) is lifted while reading, since write_csv (pandas) writes longer cells. Writing goes
-to a temporary file in the same folder, then one rename, so a failure never leaves a
-half-written file behind.
+their byte-order mark). A row of nothing but empty cells (the `,,` row an Excel export ends with,
+a JSON object of nulls) is skipped like a blank line. `read_pairs(..., blanks=True)` keeps a
+row whose text cells are empty, whitespace or JSON null (as ""), for a caller that answers every
+id (shared.submit); its id must still be there. A cell may be as long as the file: csv's own
+field_size_limit (131072 characters) is lifted while reading, since write_csv (pandas) writes
+longer cells. Writing goes to a temporary file in the same folder, then one rename, so a failure
+never leaves a half-written file behind; `check_output` refuses, before any compute, an output
+path in a folder that cannot be written or that is one of the run's inputs.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import results
 from .catalog import LabError
 
 REQUIRED = ("id", "original_text", "rewritten_text")
@@ -110,70 +115,138 @@ def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def check_pairs(df: pd.DataFrame, source: str = "data", required=REQUIRED) -> pd.DataFrame:
-    """`df` with the columns checked and every cell a non-blank str (ids may be whole numbers).
+def _blank(value) -> bool:
+    """An empty cell: None (JSON null), NaN, or text of nothing but whitespace."""
+    return value is None or (isinstance(value, float) and value != value) or (
+        isinstance(value, str) and not value.strip())
 
-    Raises DataFileError naming the first bad row (1-based, header not counted) and column.
+
+def check_pairs(df: pd.DataFrame, source: str = "data", required=REQUIRED,
+                blanks: bool = False) -> pd.DataFrame:
+    """`df` with the columns checked and every cell a str (ids may be whole numbers).
+
+    Columns: `required` and `rewrite_prompt` when `df` has it, each once, in that order. A row
+    whose every one of these cells is empty is dropped (a blank line). Other cells must be
+    non-blank text; with `blanks` an empty text cell (not an id) is kept as "".
+    Raises DataFileError naming the first bad row (1-based as in `df`, header not counted) and
+    column.
     """
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataFileError(f"{source}: missing column(s) {', '.join(missing)}; found "
                             f"{', '.join(map(str, df.columns)) or 'none'}")
-    columns = [c for c in (*required, PROMPT) if c in df.columns]
+    columns = [c for c in dict.fromkeys((*required, PROMPT)) if c in df.columns]  # each once
+    cells = {column: df[column].tolist() for column in columns}
+    kept = [k for k in range(len(df)) if not all(_blank(cells[c][k]) for c in columns)]
     clean = {}
     for column in columns:
         values = []
-        for number, value in enumerate(df[column].tolist(), 1):
+        for k in kept:
+            value, number = cells[column][k], k + 1
             if column == "id" and isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)
-            if not isinstance(value, str):
+            if blanks and column != "id" and _blank(value):
+                value = ""
+            elif not isinstance(value, str):
                 raise DataFileError(f"{source}: row {number}, column {column!r}: expected text, "
                                     f"got {type(value).__name__} {value!r}")
-            if not value.strip():
+            elif not value.strip():
                 raise DataFileError(f"{source}: row {number}, column {column!r}: empty cell")
             values.append(value)
         clean[column] = values
     out = pd.DataFrame(clean, columns=columns)
     dup = out["id"].duplicated(keep=False)
     if dup.any():
-        rows = [i + 1 for i in dup[dup].index]
-        raise DataFileError(f"{source}: column 'id': id {out['id'].iloc[rows[0] - 1]!r} appears "
+        rows = [kept[i] + 1 for i in dup[dup].index]
+        raise DataFileError(f"{source}: column 'id': id {out['id'][dup].iloc[0]!r} appears "
                             f"in rows {', '.join(map(str, rows[:5]))}; ids must be unique")
     return out
 
 
-def read_pairs(path: str | os.PathLike, required=REQUIRED) -> pd.DataFrame:
+def read_pairs(path: str | os.PathLike, required=REQUIRED, blanks: bool = False) -> pd.DataFrame:
     """The rewrite pairs of a competition CSV (or JSON lines: .jsonl / .ndjson), checked.
 
     Columns `id`, `original_text`, `rewritten_text` (all str, non-blank, ids unique) and
-    `rewrite_prompt` when the file has it; other columns are dropped. Rows keep file order.
+    `rewrite_prompt` when the file has it; other columns are dropped. Rows keep file order; a
+    row of nothing but empty cells is skipped. blanks: keep empty text cells as "" (check_pairs).
     """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"{path}: no such file")
     text = _decode(path)
     df = _read_jsonl(path, text) if path.suffix.lower() in JSONL_SUFFIXES else _read_csv(path, text)
-    if df.empty:
+    pairs = check_pairs(df, str(path), required, blanks)
+    if pairs.empty:
         raise DataFileError(f"{path}: a header but no rows")
-    return check_pairs(df, str(path), required)
+    return pairs
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write `df` as UTF-8 CSV (no index) atomically: a temporary file, fsync, one rename."""
+    """Write `df` as UTF-8 CSV (no index) atomically: a temporary file, fsync, one rename.
+
+    A write that fails (a read-only folder, a full disk) is a DataFileError naming the file and
+    the reason; the file that was there is left as it was and no temporary file stays behind."""
     path = Path(path)
     if not path.parent.is_dir():
         raise DataFileError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             df.to_csv(f, index=False)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise DataFileError(f"{path}: could not be written ({e.strerror or e}); "
+                                f"{'the file there is unchanged' if path.exists() else 'nothing was written'}"
+                                ) from e
         raise
     return path
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same inode when both exist (through symbolic and hard
+    links, and a case-insensitive file system's other spelling), else the same resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_output(out: str | os.PathLike, inputs=(), also=(), flag: str = "--out") -> Path:
+    """`out` as a Path, checked before any compute: a file (not a folder) in a folder that
+    exists and can be written (a file is made there and removed: a permission bit is not proof,
+    root ignores it and a read-only mount refuses it), and neither `out` nor the other files
+    written next to it (`also`, e.g. a sidecar, which must be appendable when it exists) is one
+    of `inputs` (same_file). LabError naming `flag`, the path and what to do."""
+    out = Path(out)
+    if out.is_dir():
+        raise LabError(f"{flag} {out} is a folder; name a .csv file")
+    folder = out.parent
+    if not folder.is_dir():
+        raise LabError(f"{flag} {out}: folder {folder} does not exist")
+    for written in (out, *map(Path, also)):
+        for source in inputs:
+            if source is not None and Path(source).exists() and same_file(written, source):
+                raise LabError(f"{flag} {out}: {written} is the input {source} (the same file); "
+                               "writing it would replace the input: name another file")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise LabError(f"{flag} {out}: folder {folder} cannot be written ({e.strerror or e}); "
+                       "name a file in a folder you can write") from e
+    for written in also:
+        try:
+            results.check_writable(written)
+        except results.TableWriteError as e:
+            raise LabError(f"{flag} {out}: {e}") from e
+    return out
 
 
 def write_submission(ids, predictions, path: str | os.PathLike) -> Path:

@@ -94,12 +94,14 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
         becomes a failed row; False runs it in this process (for debugging; a crash then kills
         the caller, and `measure` may use objects that cannot be pickled, like a loaded model).
     timeout_s: seconds after which an isolated configuration is stopped (None: no limit).
-    Raises LabError, before any configuration runs, when `measure` cannot be sent to a child.
+    Raises LabError, before any configuration runs, when `measure` cannot be sent to a child or
+    the table cannot be written (results.check_writable).
     """
     if timeout_s is not None and not timeout_s > 0:
         raise LabError(f"timeout_s must be a positive number of seconds or None, got {timeout_s!r}")
     if isolate:
         _check_picklable(measure)
+    results.check_writable(path)  # a read-only results folder stops here, before any model loads
     from tqdm.auto import tqdm
 
     run_id = run_id or results.new_run_id()

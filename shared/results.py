@@ -1,21 +1,28 @@
 """The results store: one tidy JSON-lines table per experiment, appended row by row.
 
 Each row is one measured instance (every parameter, the machine, the measurements). A row is
-written with a single O_APPEND write and fsync, so a run that is interrupted keeps every row it
+written with O_APPEND writes and fsync, so a run that is interrupted keeps every row it
 already wrote, and a torn last line (power cut mid-write) is skipped on reading, never fatal;
-the next append starts a fresh line after it, so the torn line never swallows a new row.
+the next append starts a fresh line after it, so the torn line never swallows a new row. A row
+that cannot be written whole (a full disk or quota, which can take part of a write and refuse
+the rest; a read-only folder) is cut off again and raises TableWriteError naming the table and
+the reason: the rows before it stay whole.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
+import tempfile
 import uuid
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from . import machine
+from .catalog import LabError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,10 +41,21 @@ def _clean(value):
     return value
 
 
+class TableWriteError(LabError):
+    """A row could not be appended (no space left, a quota, a read-only folder); the table's
+    earlier rows are whole."""
+
+
 def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | None = None) -> None:
-    """Append rows to the table at `path` (created with its folder if needed)."""
+    """Append rows to the table at `path` (created with its folder if needed).
+
+    Each row is whole or absent: a write the disk takes only in part is cut back to the row
+    before it (ftruncate) and TableWriteError is raised; the rows before it stay."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _write_error(path, e, "its folder cannot be made") from e
     if isinstance(rows, Mapping):
         rows = [rows]
     for row in rows:
@@ -45,14 +63,54 @@ def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | No
         if run_id is not None:
             row.setdefault("run_id", run_id)
         line = (json.dumps(row, default=str) + "\n").encode()
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise _write_error(path, e, "it cannot be opened for writing") from e
+        try:
+            size = os.fstat(fd).st_size
             if not _ends_a_line(fd):
                 line = b"\n" + line  # close a torn last line: this row must not join it
-            os.write(fd, line)
+            view = memoryview(line)
+            while view:  # a full disk or a file size limit can take part of a write
+                view = view[os.write(fd, view):]
             os.fsync(fd)
+        except OSError as e:
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.ftruncate(fd, size)  # no half row stays behind
+            raise _write_error(path, e, "the row was not written") from e
         finally:
             os.close(fd)
+
+
+def check_writable(path: str | Path) -> Path:
+    """`path` checked before any compute: its folder made if needed and a file made there and
+    removed (a permission bit is not proof: root ignores it, a read-only mount refuses it), and
+    the table itself opened for appending when it exists. TableWriteError naming the reason."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise _write_error(path, e, f"its folder {path.parent} cannot be written") from e
+    if path.is_dir():
+        raise TableWriteError(f"{path} is a folder, not a table: move it away or write elsewhere")
+    if path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        except OSError as e:
+            raise _write_error(path, e, "it cannot be opened for appending") from e
+    return path
+
+
+def _write_error(path: Path, error: OSError, what: str) -> TableWriteError:
+    fix = {errno.ENOSPC: "free space on its disk", errno.EDQUOT: "free space within your quota",
+           errno.EFBIG: "the file reached a size limit (ulimit -f)"}.get(
+        error.errno, "write to a folder you can write")
+    return TableWriteError(f"{path}: {what} ({error.strerror or error}); any rows already in it are "
+                           f"kept whole: {fix}, then run again")
 
 
 def _ends_a_line(fd: int) -> bool:
@@ -66,7 +124,7 @@ def read(path: str | Path) -> pd.DataFrame:
     import pandas as pd  # not at the top: a child process that only appends rows starts faster
 
     path = Path(path)
-    if not path.exists():
+    if not path.exists() or not (path.is_file() or path.is_dir()):  # a device (/dev/full) or FIFO holds no rows
         return pd.DataFrame()
     rows = []
     # a torn write can end in half a UTF-8 character or in NUL bytes (a crash before the data

@@ -8,7 +8,8 @@ Shard i of n holds the rows at positions i-1, i-1+n, i-1+2n, ... of the input (r
 long and short texts spread evenly and every shard is within one row of the others). The merge
 writes `id,rewrite_prompt` for every id of the input, in its order, and refuses before writing
 anything a part with an id the input lacks, an id found in two parts with different answers,
-or an input id no part has (naming the shard it belongs to).
+or an input id no part has (naming the shard it belongs to), and before reading the parts an
+`--out` that is the input or one of the parts, or in a folder that cannot be written.
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def merge(test: str | os.PathLike, parts: list[str | os.PathLike], out: str | os
     written) for ids a part has but the input lacks, conflicting answers, or missing ids."""
     if not parts:
         raise LabError("name the part files to merge (the --out files of each --shard run)")
-    ids = dataio.read_pairs(test)["id"].astype(str).tolist()
+    dataio.check_output(out, inputs=[test, *parts])
+    ids = dataio.read_pairs(test, blanks=True)["id"].astype(str).tolist()  # only its ids matter
     known = set(ids)
     answers: dict[str, tuple[str, str]] = {}
     for part in parts:

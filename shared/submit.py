@@ -4,7 +4,10 @@
         --out submission.csv
 
 Every input row gets a prediction, in input order; a blank or failed one becomes
-metrics.FALLBACK_PROMPT and is counted. Each finished row is appended at once to a sidecar file
+metrics.FALLBACK_PROMPT and is counted. A row with nothing to read (its original_text or
+rewritten_text empty, whitespace or JSON null) gets the fallback without a model call, counted and
+named in the summary; a row of nothing but empty cells (the `,,` row an Excel export adds) is
+skipped like a blank line. Each finished row is appended at once to a sidecar file
 (`<out>.partial.jsonl`) under a key of id, a hash of the two texts, strategy, model, backend,
 template hash and a hash of every setting that can change a prediction (SETTINGS: token caps,
 batch size, device, ...), so a run that is interrupted (Ctrl-C, a killed job) resumes where it
@@ -14,8 +17,10 @@ submission itself is written atomically at the end.
 
 Kaggle-shaped runs: `--device auto` (CUDA when the backend sees a GPU, else the CPU, said in the
 summary), `--batch-size N` (several pairs per model call, LoadedModel.generate_batch), and a
-deadline guard (`--budget-hours`, `--expected-rows`): when the time left no longer covers the
-next batch at the measured rate, the remaining rows get the fallback prompt, counted.
+deadline guard (`--budget-hours`, `--expected-rows`, counted from the end of the model's load:
+loading belongs to the margin shared/data/kaggle.yaml keeps for it): when the time left no
+longer covers the next batch at the measured rate, the remaining rows get the fallback prompt,
+counted.
 `--backend vllm --batch-size 32` hands each batch to vLLM at once (a batch that fails runs
 again one by one); without vLLM in this Python the command re-runs itself under the vLLM
 environment's (shared.envs, `make setup VLLM=1`). `--shard i/n` computes only shard i of n
@@ -25,10 +30,14 @@ parts by id.
 It prints the measured seconds per sample and samples per second, the projection for the hidden
 test set's rows against the notebook's time limit (shared/data/kaggle.yaml; on this machine: a Kaggle GPU is another machine), and, when
 the input has `rewrite_prompt`, the SCS with its 95% interval and the encoder that produced it.
-A run in which every computed row failed exits 1.
+A projection needs a measured row: when none was computed (all cut by the deadline, all blank)
+the summary says so instead of "fits". A run in which every computed row failed exits 1.
 
-Everything (file, strategy, model, backend, device, output folder, a chat strategy on a base
-model) is checked before a model is loaded.
+Everything (file, strategy, model, backend, device, a chat strategy on a base model, a model
+cache that cannot be written, an output folder that cannot be written, an output that is one of
+the inputs) is checked before a model is loaded. A row or the submission that cannot be written
+later (a full disk) stops the run with an error; every row already in the sidecar stays whole and
+the same command resumes from them.
 """
 from __future__ import annotations
 
@@ -101,27 +110,40 @@ def reusable(row: dict) -> bool:
     return not (isinstance(error, str) and error) and not isinstance(row.get("skipped"), str)
 
 
-def projection(seconds_per_sample: float, samples: int = SAMPLES,
+def projection(seconds_per_sample: float | None, samples: int = SAMPLES,
                budget_hours: float = BUDGET_HOURS) -> dict:
-    """Hours for `samples` at the measured rate, and whether they fit the budget."""
+    """Hours for `samples` at the measured rate, and whether they fit the budget; hours and fits
+    are None when there is no rate (no row was computed)."""
+    if seconds_per_sample is None:
+        return {"samples": samples, "hours": None, "budget_hours": budget_hours, "fits": None}
     hours = seconds_per_sample * samples / 3600
     return {"samples": samples, "hours": hours, "budget_hours": budget_hours,
             "fits": hours <= budget_hours}
 
 
+def blank_input(pair) -> bool:
+    """A row with nothing to read: its original or rewritten text is empty (read_pairs(blanks=True)
+    gives an empty, whitespace or null cell as "")."""
+    return not pair.original_text.strip() or not pair.rewritten_text.strip()
+
+
 def check(args) -> None:
-    """Every LabError the arguments can cause, before any model is loaded."""
+    """Every LabError the arguments can cause, before any model is loaded: `args.test` is the
+    input file, which --out and its sidecar must not be."""
     prompts.check_strategy(args.strategy)
+    inputs = [args.test]
     if prompts.needs_model(args.strategy):
         spec = catalog.get(args.model)
         loading.check(spec, args.backend, "none")
         prompts.check_chat(args.strategy, spec.chat_template, spec.name)  # a base model
-        catalog.resolve(spec)  # the weights are here and intact (sha256)
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise LabError(f"--out {out}: folder {out.parent} does not exist")
-    if out.is_dir():
-        raise LabError(f"--out {out} is a folder; name a .csv file")
+        weights = catalog.resolve(spec)  # the weights are here and intact (sha256); assembled into the cache
+        inputs.append(weights)
+        if spec.format == "gguf" and args.backend != "llama_cpp":  # converted into the cache on first load
+            from . import hf
+            folder = hf.gguf_cache_folder(spec, Path(weights))
+            if not (folder / "config.json").exists():
+                catalog.writable_cache(folder.parent)
+    dataio.check_output(args.out, inputs=inputs, also=[sidecar(args.out)])
     if args.max_new_tokens < 1 or args.max_text_tokens < 1:
         raise LabError("--max-new-tokens and --max-text-tokens must be at least 1")
     if args.batch_size < 1:
@@ -147,22 +169,22 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
 
     device: auto | cpu | cuda (loading.resolve_device). batch_size: pairs per model call
     (prompts.recover_batch; 1 runs prompts.recover, which reuses llama.cpp's prefix). The
-    deadline: this file's share of `budget_hours` (hours, from the start of this call, loading
-    included) is budget_hours x rows / expected_rows (default max(SAMPLES, rows): on Kaggle's
-    hidden set the whole budget); when the time left is less than the next batch takes at the
-    measured rate, every remaining row gets the fallback prompt (`skipped: "deadline"`).
+    deadline: this file's share of `budget_hours` (hours) is budget_hours x rows / expected_rows
+    (default max(SAMPLES, rows): on Kaggle's hidden set the whole budget), counted from the end
+    of the model's load (loading is in the margin kept out of DEADLINE_HOURS); when the time left is less than the next batch takes at the measured rate,
+    every remaining row gets the fallback prompt (`skipped: "deadline"`). A row with nothing to
+    read (blank_input) gets it without a model call, counted (`blank_inputs`, ids in `blank_ids`).
     shard: "i/n", only the rows of shard i of n (shared.shards: round robin), each shard in its
     own session with the whole budget (expected_rows defaults to the shard's rows); merge the
     parts with `python -m shared.shards`.
     `_recover` replaces prompts.recover (tests use it to interrupt a run at a chosen row).
     """
-    t_run = time.perf_counter()
-    args = argparse.Namespace(strategy=strategy, model=model, backend=backend, out=out,
+    args = argparse.Namespace(test=test, strategy=strategy, model=model, backend=backend, out=out,
                               max_new_tokens=max_new_tokens, max_text_tokens=max_text_tokens,
                               mean_prompt=mean_prompt, device=device, batch_size=batch_size,
                               budget_hours=budget_hours, expected_rows=expected_rows)
     shards.parse(shard)  # a malformed --shard fails before the file is read
-    pairs = shards.select(dataio.read_pairs(test), shard)
+    pairs = shards.select(dataio.read_pairs(test, blanks=True), shard)  # a blank text: the fallback
     if shard is not None and expected_rows is None:
         expected_rows = args.expected_rows = len(pairs)
     check(args)
@@ -192,13 +214,18 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
     for row in results.read(side).to_dict("records"):
         if row_key(row) in wanted and reusable(row):
             done[str(row["id"])] = row
+    blank = [p for p in pairs.itertuples(index=False) if blank_input(p)]
+    for pair in blank:  # nothing to read: the fallback, no model call, nothing to keep in the sidecar
+        done[str(pair.id)] = {"prediction": "", "error": None, "skipped": "blank", "seconds": 0.0}
     todo = [p for p in pairs.itertuples(index=False) if p.id not in done]
+    resumed = len(pairs) - len(todo) - len(blank)
     expected = max(expected_rows or SAMPLES, len(pairs))
     allowance_s = budget_hours * 3600 * len(pairs) / expected
-    print(f"{len(pairs)} rows in {test}; {len(pairs) - len(todo)} already done in {side}, "
-          f"{len(todo)} to do; strategy {strategy} ({base['template_hash']}), model {model_name}; "
+    print(f"{len(pairs)} rows in {test}; {resumed} already done in {side}, "
+          + (f"{len(blank)} with nothing to read (the fallback), " if blank else "")
+          + f"{len(todo)} to do; strategy {strategy} ({base['template_hash']}), model {model_name}; "
           f"{device_note}; batch size {batch_size}; deadline {allowance_s:.0f} s for these rows "
-          f"({budget_hours:g} h x {len(pairs)}/{expected} rows)")
+          f"({budget_hours:g} h x {len(pairs)}/{expected} rows) from the end of the model's load")
     recover = _recover or prompts.recover
     lm = None
     measured, skipped = [], []
@@ -207,11 +234,11 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
         if todo and uses_model:
             lm = loading.load(model, backend, **opts)
             prompts.check_chat(strategy, lm.has_chat_template, lm.name)  # a path model, now known
-        loop_start = time.perf_counter()
+        loop_start = time.perf_counter()  # the deadline counts from here: the load is in the margin
         bar = tqdm(total=len(todo), desc=f"submit {strategy}", disable=not progress)
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            elapsed = time.perf_counter() - t_run
+            elapsed = time.perf_counter() - loop_start
             rate = sum(measured) / len(measured) if measured else 0.0
             if elapsed + rate * len(chunk) > allowance_s:  # the next batch would run past it
                 skipped = todo[start:]
@@ -219,7 +246,7 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
                     record = {**base, "id": pair.id, "pair_hash": pair_hash(pair), "prediction": "",
                               "raw_output": "", "error": None, "skipped": "deadline",
                               "model_calls": 0, "output_tokens": 0, "reused_tokens": 0, "seconds": 0.0}
-                    results.append(side, record)
+                    _keep(side, record, measured)
                     done[str(pair.id)] = record
                 break
             t0 = time.perf_counter()
@@ -233,7 +260,7 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
                           "model_calls": row["model_calls"], "output_tokens": row["output_tokens"],
                           "reused_tokens": row.get("reused_tokens", 0), "seconds": wall,
                           "batched": row.get("batch_size", 1) > 1}
-                results.append(side, record)
+                _keep(side, record, measured)
                 done[str(pair.id)] = record
                 measured.append(wall)
             bar.update(len(chunk))
@@ -243,20 +270,27 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
         if lm is not None:
             lm.close()
     preds, fallbacks = metrics.clean_predictions([done[i]["prediction"] for i in pairs["id"]])
-    dataio.write_submission(pairs["id"], preds, out)
+    try:
+        dataio.write_submission(pairs["id"], preds, out)
+    except LabError as e:
+        raise LabError(f"{e}; every computed row is kept in {side}: fix that and run the same "
+                       "command again, it writes the submission from them") from e
     all_seconds = [float(done[i]["seconds"]) for i in pairs["id"]
                    if not isinstance(done[i].get("skipped"), str)]  # NaN in rows read back
     per_sample = (sum(measured) / len(measured) if measured else
-                  sum(all_seconds) / len(all_seconds) if all_seconds else 0.0)
+                  sum(all_seconds) / len(all_seconds) if all_seconds else None)  # None: no row ran
     errors = [done[i]["error"] for i in pairs["id"] if isinstance(done[i]["error"], str)]
-    summary = {"rows": len(pairs), "computed": len(measured), "resumed": len(pairs) - len(todo),
-               "fallbacks": fallbacks, "errors": len(errors), "deadline_fallbacks": len(skipped),
+    summary = {"rows": len(pairs), "computed": len(measured), "resumed": resumed,
+               "fallbacks": fallbacks, "blank_inputs": len(blank), "blank_ids": [str(p.id) for p in blank],
+               "errors": len(errors), "deadline_fallbacks": len(skipped),
                "deadline_s": allowance_s, "expected_rows": expected,
                "s_per_sample": per_sample,
                "samples_per_s": len(measured) / loop_s if measured and loop_s > 0 else None,
                **projection(per_sample), "out": str(out), "strategy": strategy, "model": model_name,
                "backend": backend_name, "device": settings.get("device", "none"),
-               "device_note": device_note, "batch_size": batch_size,
+               "device_note": device_note, "batch_size": batch_size, "reuse_prefix": reuse_prefix,
+               "max_new_tokens": max_new_tokens, "max_text_tokens": max_text_tokens,
+               "test": Path(test).name,
                **{k: settings[k] for k in ("n_gpu_layers", "device_map", "dtype") if k in settings}}
     computed_errors = [done[str(p.id)]["error"] for p in todo if str(p.id) in done
                        and isinstance(done[str(p.id)]["error"], str)]
@@ -266,9 +300,25 @@ def run(test: str | os.PathLike, strategy: str, out: str | os.PathLike,
         summary["score_note"] = ("no score: sentence-transformers is not installed (a wheelhouse "
                                  "made without WHEELHOUSE_EXTRAS=transformers)")
     elif dataio.PROMPT in pairs:
-        summary["score"] = metrics.score(preds, pairs[dataio.PROMPT].tolist(),
-                                         metrics.load_encoder(encoder or None))
+        truth = pairs[dataio.PROMPT].tolist()
+        scored = [k for k, t in enumerate(truth) if t.strip()]  # a blank rewrite_prompt scores nothing
+        if len(scored) < len(truth):
+            summary["score_note"] = (f"{len(truth) - len(scored)} rows without a rewrite_prompt "
+                                     f"are not scored")
+        if scored:
+            summary["score"] = metrics.score([preds[k] for k in scored], [truth[k] for k in scored],
+                                             metrics.load_encoder(encoder or None))
     return summary
+
+
+def _keep(side: Path, record: dict, measured: list) -> None:
+    """Append a finished row to the sidecar; a write that fails (a full disk) stops the run with
+    a LabError saying that the rows before it are kept and how to resume."""
+    try:
+        results.append(side, record)
+    except results.TableWriteError as e:
+        raise LabError(f"stopped: {e}. The {len(measured)} rows this run computed before it are "
+                       "kept there: the same command resumes from them") from e
 
 
 def _recover_chunk(lm, strategy, chunk, recover, batch_size, max_new_tokens, max_text_tokens,
@@ -309,10 +359,17 @@ def report(summary: dict) -> str:
              f"({summary['device_note']}), batch size {summary['batch_size']}"
              + "".join(f", {k} {summary[k]}" for k in ("n_gpu_layers", "device_map", "dtype")
                        if summary.get(k) is not None),
-             f"{summary['s_per_sample']:.2f} s per sample"
-             + (f" ({rate:.2f} samples/s)" if rate else "") + f" on this machine; {summary['samples']} "
-             f"samples: {summary['hours']:.2f} h of the {summary['budget_hours']:g} h budget "
-             f"({'fits' if summary['fits'] else 'does NOT fit'})"]
+             (f"{summary['s_per_sample']:.2f} s per sample"
+              + (f" ({rate:.2f} samples/s)" if rate else "") + f" on this machine; {summary['samples']} "
+              f"samples: {summary['hours']:.2f} h of the {summary['budget_hours']:g} h budget "
+              f"({'fits' if summary['fits'] else 'does NOT fit'})" if summary["hours"] is not None else
+              f"no row was computed, so no time per sample and no projection for "
+              f"{summary['samples']} samples against the {summary['budget_hours']:g} h budget")]
+    if summary.get("blank_inputs"):
+        ids = summary["blank_ids"]
+        lines.append(f"BLANK: {summary['blank_inputs']} rows had nothing to read (an empty original_text "
+                     f"or rewritten_text) and got {metrics.FALLBACK_PROMPT!r}: id "
+                     + ", ".join(map(repr, ids[:10])) + (f" and {len(ids) - 10} more" if len(ids) > 10 else ""))
     if summary.get("deadline_fallbacks"):
         lines.append(f"DEADLINE: {summary['deadline_fallbacks']} rows got {metrics.FALLBACK_PROMPT!r} "
                      f"because the time left ({summary['deadline_s']:.0f} s for these rows) could not "
@@ -359,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard", default=None, metavar="I/N",
                         help="only shard I of N (round robin); merge: python -m shared.shards")
     parser.add_argument("--out", default="submission.csv")
+    parser.add_argument("--results-dir", default=None, metavar="DIR",
+                        help="append the run's summary (settings, SCS, seconds a sample, machine) to "
+                             "DIR/submissions.jsonl, a row the iteration's report shows")
     args = parser.parse_args(argv)
     if args.backend == "vllm" and not envs.importable("vllm"):
         return _in_vllm_env(sys.argv[1:] if argv is None else list(argv))
@@ -377,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
               "command again to resume", file=sys.stderr)
         return 130
     print(report(summary))
+    if args.results_dir:
+        print(f"recorded in {record(summary, args.results_dir)}")
     return 1 if summary.get("failed") else 0
 
 

@@ -133,6 +133,22 @@ def split_by_prompt(prompts: Sequence[str], held_out_fraction: float, seed: int,
     return [p in held for p in prompts]
 
 
+def with_split(rows, held_out_fraction: float, seed: int):
+    """`rows` (a set's DataFrame, columns prompt and maybe kind, seed) with a `split` column.
+
+    A set that has one keeps it. A set made before make_rows recorded it (the committed
+    validation_smollm2.jsonl) gets the one make_rows gives the same rows: split_by_prompt over
+    its prompts, grouped by kind, with the seed it was made with (its `seed` column) or `seed`.
+    """
+    if "split" in rows and rows["split"].notna().all():
+        return rows
+    recorded = rows["seed"].dropna().unique() if "seed" in rows else []
+    seed = int(recorded[0]) if len(recorded) == 1 else seed
+    held = split_by_prompt(rows["prompt"].tolist(), held_out_fraction, seed,
+                           groups=rows["kind"].tolist() if "kind" in rows else None)
+    return rows.assign(split=["held_out" if h else "train" for h in held])
+
+
 def _lab_sets(results_dir: Path) -> list[str]:
     """Names of the validation sets in `results_dir`: JSON-lines files whose first row has the
     columns make_rows writes."""
@@ -204,7 +220,8 @@ def load_set(validation_set: str | os.PathLike, results_dir: str | os.PathLike):
     or the path of a competition file with a rewrite_prompt column (.csv, .jsonl, .ndjson in
     any letter case), relative to the working directory, the repository or `results_dir`.
     pairs is a DataFrame in the lab's columns (original, rewritten, prompt, and id or text_id,
-    prompt_id, kind, split when the set has them), failed rewrites left out; set_name is the
+    prompt_id, kind, split when the set has them), failed rewrites and rows with an empty cell
+    left out; set_name is the
     name or the file's stem. LabError, naming the sets that exist, for a name or path that
     does not, a file that is not a set, or a set without one usable row.
     """
@@ -217,8 +234,12 @@ def load_set(validation_set: str | os.PathLike, results_dir: str | os.PathLike):
         found = _find_file(typed, results_dir)
         if found.suffix.lower() in dataio.JSONL_SUFFIXES and found.stem in _lab_sets(found.parent):
             return _usable(results.read(found), str(found)), found.stem  # a set made by the lab
-        pairs = dataio.read_pairs(found, required=(*dataio.REQUIRED, dataio.PROMPT))
-        return dataio.to_lab(pairs), found.stem
+        pairs = dataio.read_pairs(found, required=(*dataio.REQUIRED, dataio.PROMPT), blanks=True)
+        whole = pairs[pairs.drop(columns="id").apply(lambda c: c.str.strip().ne("")).all(axis=1)]
+        if whole.empty:  # a row with an empty text or prompt is not a pair, as a failed rewrite
+            raise LabError(f"{found}: none of its {len(pairs)} rows has all of original_text, "
+                           "rewritten_text and rewrite_prompt")
+        return dataio.to_lab(whole.reset_index(drop=True)), found.stem
     table = set_table(typed, results_dir)
     if not table.is_file():
         raise LabError(f"validation set {typed!r}: there is no {table}. " + _available(results_dir, typed))

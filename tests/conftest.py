@@ -54,3 +54,21 @@ def gemma_llama():
 
 
 CHAT = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """`make wheelhouse`'s folder for this Python (KAGGLE_PYTHON = the running version), made
+    once a session by scripts/make_wheelhouse.sh: its portable llama-cpp-python wheel is built
+    once into .whl/ (about 3 minutes on 2 cores) and taken from there afterwards."""
+    import os
+    import subprocess
+    import sys
+    from shared.machine import REPO
+    wh = tmp_path_factory.mktemp("wheelhouse") / "wheels"
+    env = {**os.environ, "KAGGLE_PYTHON": "%d.%d" % sys.version_info[:2]}
+    env.pop("LLAMA_CMAKE_ARGS", None)  # the wheelhouse's default: portable (-DGGML_NATIVE=OFF)
+    made = subprocess.run([str(REPO / "scripts" / "make_wheelhouse.sh"), str(wh), sys.executable],
+                          capture_output=True, text=True, timeout=1800, env=env)
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-3000:]
+    return wh

@@ -97,7 +97,7 @@ def test_failed_write_leaves_the_old_file_whole(tmp_path):
             f.write("id,orig")          # half a file...
             raise OSError("disk full")  # ...then the failure
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataFileError, match=r"pairs.csv: could not be written \(disk full\); the file there is unchanged"):
         dataio.write_csv(Boom(ROWS), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs.csv"]

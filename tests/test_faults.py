@@ -238,9 +238,17 @@ def _coerced(source: str) -> tuple[list, list]:
     return [], []
 
 
+def _bools(source: str) -> list:
+    """The names an as_bools(...) call in `source` reads as yes or no."""
+    import ast
+    return [ast.literal_eval(a) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
+            and getattr(node.func, "id", "") == "as_bools" for a in node.args[1:]]
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
 def test_every_list_parameter_is_coerced_after_the_parameters_cell(name):
-    """Every list (and dict-of-lists) parameter of every notebook, in the cell right after."""
+    """Every list (and dict-of-lists) parameter of every notebook, in the cell right after; and
+    every yes/no parameter (issue 24.3: -p redo false is the text "false")."""
     import jupytext
     nb = jupytext.read(NOTEBOOKS / f"{name}.py")
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
@@ -249,6 +257,7 @@ def test_every_list_parameter_is_coerced_after_the_parameters_cell(name):
     lists, mappings = _coerced(nb.cells[i + 1].source)
     assert sorted(lists) == sorted(k for k, v in ns.items() if isinstance(v, list))
     assert sorted(mappings) == sorted(k for k, v in ns.items() if isinstance(v, dict) and k != "__builtins__")
+    assert sorted(_bools(nb.cells[i + 1].source)) == sorted(k for k, v in ns.items() if isinstance(v, bool))
 
 
 @pytest.mark.slow

@@ -28,8 +28,8 @@ SMALL = {
                                n_samples=2, max_new_tokens=12, mean_prompt_steps=3,
                                text_cut_strategy="direct", text_cut_tokens=[8, 384]),
     # the embedded SmolLM2 on 4 rows of the lab's CSV (written by the test, see below)
-    "submission": dict(strategy="direct", model="smollm2-135m-instruct", max_new_tokens=8,
-                       n_threads=2, encoder="all-MiniLM-L6-v2"),
+    "submission": dict(wheelhouse="", strategy="direct", model="smollm2-135m-instruct", device="auto",
+                       max_new_tokens=8, n_threads=2, encoder="all-MiniLM-L6-v2"),
 }
 NEEDS = {"prompt_engineering": "make_validation_set"}  # runs first, into the same folder
 NO_FIGURE = {"make_validation_set", "submission"}

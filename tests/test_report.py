@@ -66,3 +66,73 @@ def test_the_gpu_answer_comes_first_with_prefill_and_decode_seconds_per_kaggle_c
     readme = (ITERATION / "README.md").read_text().splitlines()
     goal, begin = readme.index("## Goal"), readme.index("<!-- BEGIN gpu_answer -->")
     assert begin < 60 and [line for line in readme[goal + 1:begin] if line.startswith("## ")] == ["## Answer"]
+
+
+TINY_BLOCKS = '''
+BLOCKS = {"rows": lambda: "| run | decode_tok_s |\\n|---|---|\\n| a | 6.41 |\\n| b | 0.153 |",
+          "more": lambda: "3 rows, 2026-12-02"}
+'''
+
+
+def tiny(tmp_path, prose: str, appendix: str | None = None):
+    """An iteration folder with one generated block in its report (and optionally an appendix)."""
+    it = tmp_path / "97_tiny"
+    it.mkdir(parents=True)
+    (it / "report_blocks.py").write_text(TINY_BLOCKS)
+    (it / "README.md").write_text("# Tiny\n\n## Results\n\n" + prose
+                                  + "\n\n<!-- BEGIN rows -->\n<!-- END rows -->\n\n## Other\n\nNothing here.\n")
+    if appendix is not None:
+        (it / "appendix_more.md").write_text(appendix)
+    report.render(it)
+    return it
+
+
+def test_appendix_blocks_are_rendered_and_checked_with_the_report(tmp_path):
+    it = tiny(tmp_path, "See [the appendix](appendix_more.md).",
+              "# More\n\n<!-- BEGIN more -->\nstale\n<!-- END more -->\n")
+    assert "3 rows, 2026-12-02" in (it / "appendix_more.md").read_text()  # rendered with the report
+    assert report.check(it) == []
+    (it / "appendix_more.md").write_text((it / "appendix_more.md").read_text().replace("3 rows", "4 rows"))
+    assert any("'more' of appendix_more.md is stale" in p for p in report.check(it))
+
+
+def test_an_appendix_the_report_does_not_link_and_a_dead_link_are_reported(tmp_path):
+    it = tiny(tmp_path, "See [gone](appendix_gone.md).", "# More\n")
+    problems = report.check(it)
+    assert any("appendix appendix_more.md is not linked" in p for p in problems)
+    assert any("appendix_gone.md, which is missing" in p for p in problems)
+
+
+def test_a_number_typed_in_prose_is_reported_unless_a_block_of_its_section_prints_it(tmp_path):
+    ok = ("Decode reached 6.4 tok/s (run a, rounded) and 0.153 on run b, within 9 h for 1300 samples "
+          "on 2 cores, Llama 2 13B and Q4_K_M on 2xT4 (issue 21, PR #773, 2026-12-04), `n_ctx 616`.")
+    assert report.typed_numbers(tiny(tmp_path / "ok", ok)) == []
+    typed = report.typed_numbers(tiny(tmp_path / "typed", ok + " Direct scored 0.146, 2.6x faster."))
+    assert [t.split(" in ")[0] for t in typed] == ["README.md:5: 0.146", "README.md:5: 2.6"]
+    # a block of another section does not vouch for a number: "6.41" lives under Results only
+    other = tiny(tmp_path / "other", ok)
+    text = (other / "README.md").read_text().replace("Nothing here.", "It ran at 6.41 tok/s.")
+    (other / "README.md").write_text(text)
+    assert [t.split(" in ")[0] for t in report.typed_numbers(other)] == ["README.md:16: 6.41"]
+    assert any("number typed in prose" in p for p in report.check(other))
+
+
+def test_the_same_mean_prompt_found_on_two_machines_is_one_paragraph(tmp_path, monkeypatch):
+    """Two machines whose searches found the same prompt with the same scores give one paragraph
+    naming both (the report printed it twice); a third machine's different result its own."""
+    import importlib.util
+
+    from shared import results
+    spec = importlib.util.spec_from_file_location("rb", ITERATION / "report_blocks.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    row = results.read(REPO / "res" / "01_biggest_model" / "mean_prompt.jsonl").iloc[-1].to_dict()
+    rows = [{**row, "machine": "CPU A (2 cores)"}, {**row, "machine": "CPU B (2 cores)"},
+            {**row, "machine": "CPU C (2 cores)", "prompt": "another prompt"}]
+    results.append(tmp_path / "mean_prompt.jsonl", rows)
+    shutil.copy(REPO / "res" / "01_biggest_model" / "prompt_engineering.jsonl", tmp_path)
+    monkeypatch.setattr(rb, "RESULTS", tmp_path)
+    paragraphs = [p for p in rb.prompt_strategies().split("\n\n") if p.startswith("**Mean prompt**")]
+    assert len(paragraphs) == 2
+    assert "CPU A (2 cores), CPU B (2 cores)" in paragraphs[0] and "CPU C" not in paragraphs[0]
+    assert "`another prompt`" in paragraphs[1] and paragraphs[1].endswith("on CPU C (2 cores).")

@@ -315,3 +315,18 @@ def test_the_command_with_backend_vllm_runs_in_the_vllm_environment(test_csv, tm
     assert set(side["backend"]) == {"vllm"} and side["batched"].tolist() == [True, True, True, False]
     again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0 and "4 already done" in again.stdout  # resumed, nothing loaded
+
+
+def test_the_command_records_its_summary_with_the_settings_when_asked(test_csv, tmp_path):
+    """--results-dir appends one row to DIR/submissions.jsonl: the score, the seconds a sample and
+    the settings that change time or answers (the report's submissions block reads them)."""
+    from shared import results
+    args = [str(test_csv), "--strategy", "few_shot", "--model", SMOL, "--n-threads", "2",
+            "--max-new-tokens", "8", "--encoder", "all-MiniLM-L6-v2", "--out", str(tmp_path / "s.csv")]
+    assert submit.main(args + ["--no-reuse-prefix", "--results-dir", str(tmp_path / "res")]) == 0
+    assert submit.main(args + ["--fresh"]) == 0  # not asked: no row
+    rows = results.read(tmp_path / "res" / "submissions.jsonl")
+    assert len(rows) == 1
+    row = rows.iloc[0]
+    assert row["reuse_prefix"] == False and row["backend"] == "llama_cpp" and row["test"] == "train.csv"  # noqa: E712
+    assert row["max_new_tokens"] == 8 and row["score_n"] == 4 and row["s_per_sample"] > 0 and row["machine"]

@@ -41,9 +41,10 @@ from IPython.display import Markdown, display
 
 from shared import analysis, experiment, loading, plots, timing
 from shared.machine import REPO
-from shared.params import as_lists
+from shared.params import as_bools, as_lists
 
 as_lists(globals(), "models", "backends", "questions")  # -p models NAME means a one-item list
+as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "eos.jsonl"
 configs = experiment.model_configs(models, backends, ["none"])

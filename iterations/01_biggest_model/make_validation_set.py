@@ -50,13 +50,16 @@ from IPython.display import Markdown, display
 
 from shared import analysis, dataio, loading, results, validation
 from shared.machine import REPO
+from shared.params import as_bools
 
+as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 TABLE = validation.set_table(set_name, REPO / results_dir)  # a plain name, checked
 CSV = TABLE.with_suffix(".csv")
+results.check_writable(TABLE)  # a read-only folder stops here, before the generator loads
 existing = results.read(TABLE)
 if not redo and len(existing) >= n_samples:
     print(f"{TABLE} already holds {len(existing)} rows: reused (redo=True to make it again)")
-    rows = existing
+    rows = validation.with_split(existing, held_out_fraction, seed)  # an older set has no split column
 else:
     if redo:
         TABLE.unlink(missing_ok=True)

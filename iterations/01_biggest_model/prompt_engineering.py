@@ -61,17 +61,15 @@ from IPython.display import Markdown, display
 from shared import (analysis, experiment, loading, machine, mean_prompt, metrics, plots,
                     prompts, results, validation)
 from shared.machine import REPO
-from shared.params import as_lists
+from shared.params import as_bools, as_lists
 
 as_lists(globals(), "strategies", "text_cut_tokens")  # -p strategies NAME means a one-item list
+as_bools(globals(), "reuse_prefix", "redo")           # -p redo false is the text "false": read it as no
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "prompt_engineering.jsonl"
 TEXT_CUT = RESULTS / "text_cut.jsonl"
 pairs, set_name = validation.load_set(validation_set, RESULTS)  # a set name or a competition file
-if "split" not in pairs:
-    held = validation.split_by_prompt(pairs["prompt"].tolist(), held_out_fraction, split_seed,
-                                      groups=pairs["kind"].tolist() if "kind" in pairs else None)
-    pairs["split"] = ["held_out" if h else "train" for h in held]
+pairs = validation.with_split(pairs, held_out_fraction, split_seed)  # a CSV has no split column
 pairs["pair"] = pairs["id"] if "id" in pairs else pairs["text_id"] + "__" + pairs["prompt_id"]
 train = pairs[pairs["split"].eq("train")]
 held_out = pairs[pairs["split"].eq("held_out")].head(n_samples)

@@ -133,23 +133,33 @@ def _verdict(g) -> str:
             f"{len(wide)} pairs (95% CI), ahead of " + "; ".join(parts) + ".")
 
 
+def _mean_prompt_lines(set_name: str) -> list[str]:
+    """One paragraph per distinct mean-prompt search result on `set_name` (the latest search of
+    each machine), naming the machines that found it: two machines that found the same prompt
+    with the same scores give one paragraph, not the same paragraph twice."""
+    searches = _table("mean_prompt")
+    if searches.empty:
+        return []
+    latest = searches[searches["validation_set"].eq(set_name)].groupby("machine").tail(1)
+    found: dict[str, list[str]] = {}
+    for _, m in latest.iterrows():
+        text = (f"found on the training split ({m['n_train']} pairs; "
+                f"{'greedy' if m['beam_width'] == 1 else 'beam width %d' % m['beam_width']}"
+                f" search, {m['steps']} of at most {m['max_steps']} steps, pool of {m['pool_size']} words "
+                f"and phrases, seed {m['seed']}), SCS with **{m['encoder']}**: `{m['prompt']}`; "
+                f"train SCS {m['train_scs']:.3f}, held-out SCS {m['held_out_scs']:.3f} "
+                f"[{m['held_out_ci_low']:.3f}, {m['held_out_ci_high']:.3f}] (n = {m['n_held_out']})")
+        found.setdefault(text, []).append(m["machine"])
+    return [f"**Mean prompt** {text}; on {', '.join(machines)}." for text, machines in found.items()]
+
+
 def prompt_strategies() -> str:
     name = _cpu_params("prompt_engineering")["validation_set"]
     df = _table("prompt_engineering")
     ok = _held_out_rows(df, name)
     if ok.empty:
         return _source("prompt_engineering", "prompt_engineering.ipynb", df)
-    parts = []
-    searches = _table("mean_prompt")
-    if not searches.empty:
-        for _, m in searches[searches["validation_set"].eq(name)].groupby("machine").tail(1).iterrows():
-            parts.append(
-                f"**Mean prompt** found on the training split ({m['n_train']} pairs; "
-                f"{'greedy' if m['beam_width'] == 1 else 'beam width %d' % m['beam_width']}"
-                f" search, {m['steps']} of at most {m['max_steps']} steps, pool of {m['pool_size']} words "
-                f"and phrases, seed {m['seed']}), SCS with **{m['encoder']}**: `{m['prompt']}`; "
-                f"train SCS {m['train_scs']:.3f}, held-out SCS {m['held_out_scs']:.3f} "
-                f"[{m['held_out_ci_low']:.3f}, {m['held_out_ci_high']:.3f}] (n = {m['n_held_out']}).")
+    parts = _mean_prompt_lines(name)
     for (machine, model), g in ok.groupby(["machine", "model"]):
         runtime = ", ".join(sorted(set(g["runtime"].dropna()) - {"none"})) or "no model call"
         table = metrics.summarize(g)
@@ -437,6 +447,28 @@ def _what_would_change(table, cols) -> str:
     return "\n".join(out)
 
 
+def published_bnb_ratios() -> str:
+    """The published batch-1 rows of each table that has an fp16 row (shared/data/published_speeds.yaml,
+    rows kept for the fit), each row's decode tok/s as a ratio to that table's fp16 row: what the
+    bitsandbytes formats cost against fp16 on a card, read from the rows, not typed."""
+    import pandas as pd
+    import yaml
+
+    from shared import calibration
+    rows = pd.DataFrame(yaml.safe_load(calibration.PUBLISHED_FILE.read_text()))
+    rows = rows[rows["batch_size"].fillna(1).eq(1) & rows["exclude"].isna()
+                & rows["family"].isin(["transformers", "bitsandbytes"])]
+    out = []
+    for table, g in rows.groupby("table", sort=False):
+        fp16 = g[g["quantization"].eq("fp16")]
+        if fp16.empty or len(g) < 2:
+            continue
+        g = g.assign(ratio_to_fp16=g["decode_tok_s"] / fp16["decode_tok_s"].iloc[0])
+        out.append(f"**{table}** ({g['source'].iloc[0].split(' (')[0]}), batch 1:\n\n"
+                   + analysis.markdown(g[["row", "quantization", "decode_tok_s", "ratio_to_fp16"]], floatfmt=".2f"))
+    return "\n\n".join(out) or "_No published table with an fp16 row and a bitsandbytes row._"
+
+
 def roofline_batch_check() -> str:
     rows = _roofline_rows("batch_check")
     if rows.empty:
@@ -538,6 +570,65 @@ def batch_verdict() -> str:
     return "\n".join(lines) or "_No vLLM batch rows yet._"
 
 
+def submissions() -> str:
+    """Whole submissions of a CSV (`python -m shared.submit ... --results-dir res/01_biggest_model`,
+    or `submission.ipynb` with `results_dir`; both call `submit.record`): the latest run per configuration, its SCS with the 95%
+    interval, seconds a sample (model load excluded) and the hours the competition's samples
+    would take; then, where the same configuration ran with and without prefix reuse (llama.cpp's
+    kept KV state of the few-shot preamble, batch 1 only), the ratio of their seconds a sample."""
+    df = _table("submissions")
+    if df.empty:
+        return ("_No rows in `res/01_biggest_model/submissions.jsonl` yet: run `python -m shared.submit` "
+                "with `--results-dir res/01_biggest_model`._")
+    source = _source("submissions", "shared.submit --results-dir", df)
+    keys = ["machine", "test", "model", "backend", "strategy", "batch_size", "reuse_prefix"]
+    df = df.assign(**{k: df[k] if k in df else None for k in keys}).assign(
+        machine=df["machine"].map(analysis.machine_label))
+    df = df.drop_duplicates(keys, keep="last").assign(
+        scs_ci95=lambda d: [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(d["score_scs_ci_low"], d["score_scs_ci_high"])])
+    cols = keys + ["rows", "score_scs_mean", "scs_ci95", "score_encoder", "s_per_sample", "samples", "hours", "fits"]
+    out = analysis.markdown(df[[c for c in cols if c in df]].rename(columns={
+        "score_scs_mean": "scs", "score_encoder": "encoder", "samples": "for_samples"}), floatfmt=".3g")
+    lines = []
+    same = [k for k in keys if k != "reuse_prefix"]
+    for _, g in df.groupby(same, dropna=False):
+        on, off = g[g["reuse_prefix"].eq(True)], g[g["reuse_prefix"].eq(False)]
+        if len(on) and len(off):
+            r = on.iloc[-1]
+            lines.append(f"- Prefix reuse, {r['strategy']} with {r['model']} ({r['backend']}, batch "
+                         f"{int(r['batch_size'])}) on {r['machine']}: {off['s_per_sample'].iloc[-1]:.2f} s a "
+                         f"sample from an empty KV cache, {r['s_per_sample']:.2f} s with the preamble kept "
+                         f"({off['s_per_sample'].iloc[-1] / r['s_per_sample']:.2f}x).")
+    return out + ("\n\n" + "\n".join(lines) if lines else "") + "\n\n" + source
+
+
+def _ranking(g) -> str:
+    """Strategies by mean SCS over the same pairs: the best with its 95% interval, then each other
+    with its mean and the best's paired lead over it (95% CI)."""
+    wide = g.pivot(index="pair", columns="strategy", values="scs").dropna()
+    means = wide.mean().sort_values(ascending=False)
+    best = means.index[0]
+    _, low, high = metrics.mean_ci(wide[best])
+    parts = [f"**{best}** {means.iloc[0]:.3f} [{low:.3f}, {high:.3f}]"]
+    for other in means.index[1:]:
+        d, lo, hi = metrics.mean_ci(wide[best] - wide[other])
+        parts.append(f"{other} {means[other]:.3f} ({best} ahead by {d:+.3f} [{lo:+.3f}, {hi:+.3f}])")
+    return f"{len(wide)} held-out pairs: " + "; ".join(parts) + "."
+
+
+def prompt_ranking() -> str:
+    """The report's short form of `prompt_strategies` (same rows): per machine and model, each
+    strategy's mean SCS and the best one's paired lead over it; the mean prompt's search."""
+    name = _cpu_params("prompt_engineering")["validation_set"]
+    ok = _held_out_rows(_table("prompt_engineering"), name)
+    if ok.empty:
+        return _source("prompt_engineering", "prompt_engineering.ipynb", ok)
+    lines = [f"- {model} on {analysis.machine_label(machine)} ({', '.join(sorted(g['encoder'].unique()))}), "
+             + _ranking(g) for (machine, model), g in ok.groupby(["machine", "model"])]
+    return ("SCS means over the held-out pairs of `" + name + "`; each lead paired over the same pairs, "
+            "with its 95% CI:\n\n" + "\n".join(lines + [f"- {t}" for t in _mean_prompt_lines(name)]))
+
+
 BLOCKS = {
     "batch_throughput": batch_throughput,
     "batch_verdict": batch_verdict,
@@ -559,6 +650,9 @@ BLOCKS = {
     "roofline_cpu_ladder": roofline_cpu_ladder,
     "roofline_batch_check": roofline_batch_check,
     "roofline_seed_check": roofline_seed_check,
+    "published_bnb_ratios": published_bnb_ratios,
+    "prompt_ranking": prompt_ranking,
+    "submissions": submissions,
 }
 
 # What the main job compares at its end, this run against the earlier rows of the same machine

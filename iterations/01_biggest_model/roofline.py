@@ -49,9 +49,10 @@ from IPython.display import Markdown, display
 
 from shared import analysis, calibration, competition, fastenough, peaks, results
 from shared.machine import REPO, info
-from shared.params import as_lists
+from shared.params import as_bools, as_lists
 
 as_lists(globals(), "hardware", "candidates", "quantizations", "ladder", "batch_sizes")
+as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 output_tokens = output_tokens or fastenough.lab_output_tokens(RESULTS) or fastenough.lab_output_tokens()

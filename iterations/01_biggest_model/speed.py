@@ -52,10 +52,11 @@ from IPython.display import Markdown, display
 
 from shared import analysis, competition, experiment, loading, plots, timing
 from shared.machine import REPO
-from shared.params import as_lists
+from shared.params import as_bools, as_lists
 
 as_lists(globals(), "models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends",
          mappings=["quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model"])  # -p models NAME: [NAME]
+as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
