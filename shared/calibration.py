@@ -12,13 +12,18 @@ the step's time at the roofline (max of bytes / bandwidth and FLOPs / peak) and
 a = 1 / efficiency, least squares on relative error (each point weighted by
 1/t), a > 0, c >= 0. A group whose points barely differ in bytes cannot separate a from c:
 it takes c from the family's other fits on the same kind of hardware (their median) and fits
-a alone. Hardware without rows borrows, in this order: the card named by `calibrate_like` in
-hardware.yaml, the median of the family's fits on that kind of hardware, the same hardware in
-another family; every Calibration names the rows it came from.
+a alone. A GPU is calibrated by its own rows or those of the card named by `calibrate_like` in
+hardware.yaml (a 2xT4 by the T4's); with fewer than MIN_OWN_ROWS of them it is a range from
+its generation's rows (never a calibrated value with another card's error), and with none on
+its generation it is uncalibrated (the roofline ceiling to the runtime's worst fit). Prefill
+follows the same rule on published prompt-processing rows (llama-bench ppN). A fit whose
+efficiency lands on its bound of 1 says so (Fit.at_bound). Every Calibration names the rows it
+came from, with their sources, dates and builds.
 
 Leave-one-out: each configuration (model x quantization x runtime x hardware) is left out in
 turn, the constants refitted on the rest, and its rows predicted: absolute percentage errors
-of decode tok/s, prefill seconds and memory.
+of decode tok/s, prefill seconds and memory. The error a GPU column carries (column_errors)
+comes only from that card's own rows, one row and one source out.
 """
 from __future__ import annotations
 
@@ -51,7 +56,7 @@ class Observation:
     output_tokens: int
     bytes_per_token: float       # read per decode step (roofline facts), bytes
     bandwidth: float             # bytes/s
-    decode_tok_s: float
+    decode_tok_s: float | None   # None: a row with prompt processing only
     roofline_s: float            # a decode step at the roofline: max(bytes / bandwidth, FLOPs / peak)
     prefill_flops: float | None = None
     peak_flops: float | None = None
@@ -63,6 +68,13 @@ class Observation:
     rows: int = 1
     batch_size: int = 1
     exclude: str | None = None   # why a published row is kept out of every fit and error
+    date: str = ""               # when the source published it (published rows)
+    build: str = ""              # the runtime build it ran ("not stated" where the source does not say)
+
+    @property
+    def evidence(self) -> str:
+        """The row's source, date and build in one phrase (what an answer cites)."""
+        return "; ".join(x for x in (self.source.split(";")[0], self.date, self.build) if x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,36 +84,49 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
     """The published rows (data/published_speeds.yaml) as observations.
 
     Bytes per step: the row's `weights_gb` (the file size its source states) or, without one,
-    the weights of its `arch` stored as its `quantization` (roofline.weight_bytes), plus each
-    sequence's KV cache at `context_tokens`. decode_tok_s is per sequence. RooflineError for
-    a row naming unknown hardware, architecture or quantization.
+    the weights of its `arch` stored as its `quantization`: the published GGUF file of that model
+    and type where data/gguf_files.yaml records one (as roofline.predict reads it), else
+    parameters x bits per weight (roofline.weight_bytes); plus each sequence's KV cache at
+    `context_tokens`. decode_tok_s is per sequence (None: a prompt-processing row only).
+    `prefill_tok_s` over `prompt_tokens` gives the row's prefill seconds and FLOPs (with `arch`)
+    at the card's peak in the runtime's precision. RooflineError for a row naming unknown
+    hardware, architecture or quantization.
     """
+    from . import modelfiles
     out = []
     for i, r in enumerate(yaml.safe_load(Path(path).read_text())):
         hw = roofline.hardware(r["hardware"])
         batch = int(r.get("batch_size", 1))
         q = roofline.quantization(r["quantization"]) if r.get("quantization") else None
-        kv, flops, weights = 0.0, None, r.get("weights_gb")
+        kv, flops, weights, arch = 0.0, None, r.get("weights_gb"), None
         if r.get("arch"):
             arch = roofline.architecture(r["arch"])
             cbits = roofline.compute_bits(q, hw) if q else 16
             kv = batch * arch.kv_bytes_per_token(q.bits("kv_bits", cbits) if q else 16) * r["context_tokens"]
             flops = roofline.decode_flops(arch, r["context_tokens"], batch)
             if weights is None and q is not None:
-                weights = roofline.weight_bytes(arch, q, cbits, per_token=True) / GB
+                file = modelfiles.published_size(r["arch"], q.key) if q.family == "llama.cpp" else None
+                weights = roofline.weight_bytes(arch, q, cbits, per_token=True,
+                                                published_bytes=file[0] if file else None) / GB
         if weights is None:
             raise roofline.RooflineError(f"{path.name} row {i + 1} ({r['model']}): no weights_gb and no arch + "
                                          "quantization to compute them from; add one of them")
         step = weights * GB + kv
         precision = roofline.compute_precision(q, hw) if q else "int8"
+        prefill = {}
+        if r.get("prefill_tok_s") and arch is not None and precision in hw.peak_tflops:
+            n = int(r["prompt_tokens"])
+            prefill = {"prefill_flops": roofline.prefill_flops(arch, n, 1), "peak_flops": hw.peak_flops(precision),
+                       "prefill_s": n / r["prefill_tok_s"]}
         out.append(Observation(
             dataset="published", config=f"{r['model']} · {r['family']} · {hw.label} (published #{i + 1})",
             family=r["family"], hardware=hw.key,
             hardware_label=hw.label, kind=hw.kind, model=r["model"], quantization=r.get("quantization"),
             input_tokens=r["context_tokens"], output_tokens=0, bytes_per_token=step,
             bandwidth=hw.bandwidth_gb_s * GB, decode_tok_s=r["decode_tok_s"],
-            roofline_s=roofline.roofline_seconds(step, flops, hw, precision),
-            source=r["source"], fit=not r.get("exclude"), batch_size=batch, exclude=r.get("exclude")))
+            roofline_s=roofline.roofline_seconds(step, flops, hw, precision), **prefill,
+            source=r["source"], fit=not r.get("exclude"), batch_size=batch, exclude=r.get("exclude"),
+            date=str(r.get("date", "")), build=str(r.get("build", ""))))
     return out
 
 
@@ -173,6 +198,14 @@ class Fit:
     points: int
     configs: tuple[str, ...]
     method: str                  # "slope and intercept" | "slope, intercept from the family" | ...
+    evidence: tuple[str, ...] = ()   # source; date; build of the rows (Observation.evidence)
+    cards: tuple[str, ...] = ()      # hardware keys of the rows
+
+    @property
+    def at_bound(self) -> bool:
+        """The efficiency landed on its bound of 1 (the fit was capped there): a constant pinned to
+        a bound was not determined by the rows, so it has no error to report."""
+        return "capped at 1" in self.method or self.efficiency >= 0.999
 
 
 def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float = 1.25) -> tuple[float, float, str]:
@@ -215,9 +248,17 @@ def _median(values) -> float:
     return float(np.median(list(values))) if values else 0.0
 
 
+def _union(fits: list[Fit], field: str) -> tuple[str, ...]:
+    return tuple(sorted({c for f in fits for c in getattr(f, field)}))
+
+
 def _pooled(fits: list[Fit]) -> Fit:
+    method = "median" + (", efficiency capped at 1" if any(f.at_bound for f in fits) and len(fits) == 1 else "")
     return Fit(_median(f.efficiency for f in fits), _median(f.overhead_s for f in fits),
-               sum(f.points for f in fits), tuple(sorted({c for f in fits for c in f.configs})), "median")
+               sum(f.points for f in fits), _union(fits, "configs"), method, _union(fits, "evidence"), _union(fits, "cards"))
+
+
+MIN_OWN_ROWS = 2   # a card x runtime with fewer rows of its own is a range, not a calibrated ✓
 
 
 class Calibrator:
@@ -245,7 +286,7 @@ class Calibrator:
 
     def _points(self, o: Observation, what: str):
         if what == "decode":
-            return o.roofline_s, 1 / o.decode_tok_s, 1.0
+            return None if not o.decode_tok_s else (o.roofline_s, 1 / o.decode_tok_s, 1.0)
         if o.prefill_s is None or o.prefill_flops is None:
             return None
         return o.prefill_flops, o.prefill_s, o.peak_flops
@@ -260,18 +301,22 @@ class Calibrator:
         for key, items in groups.items():
             x, t, peak = zip(*(p for _, p in items))
             configs = tuple(sorted({o.config for o, _ in items}))
+            evidence = tuple(sorted({o.evidence for o, _ in items}))
             eff, c, method = fit_line(x, t, peak[0])
             if method == "slope and intercept":
-                fits[key] = Fit(eff, c, len(items), configs, method)
+                fits[key] = Fit(eff, c, len(items), configs, method, evidence, (key[1],))
             else:
-                deferred.append((key, x, t, peak[0], configs))
-        for key, x, t, peak, configs in deferred:  # borrow the intercept from the family's fits
+                deferred.append((key, x, t, peak[0], configs, evidence))
+        for key, x, t, peak, configs, evidence in deferred:  # borrow the intercept from the family's fits
             kind = self.hardware_of[key[1]].kind
             same_family = {k: f for k, f in fits.items() if k[0] == key[0]}
             same_kind = [f.overhead_s for k, f in same_family.items() if self.hardware_of[k[1]].kind == kind]
-            prior = _median(same_kind or [f.overhead_s for f in same_family.values()])
+            if what == "prefill" and kind == "gpu" and not same_kind:
+                prior = 0.0   # a GPU prefill borrows no CPU overhead: slope only
+            else:
+                prior = _median(same_kind or [f.overhead_s for f in same_family.values()])
             eff, c, method = fit_line(x, t, peak, prior_overhead=prior)
-            fits[key] = Fit(eff, c, len(x), configs, method)
+            fits[key] = Fit(eff, c, len(x), configs, method, evidence, (key[1],))
         return fits
 
     def _fit_memory(self) -> dict[tuple[str, str], Fit]:
@@ -293,6 +338,8 @@ class Calibrator:
         """
         def describe(fit: Fit, where: str) -> str:
             constants = f"eff {fit.efficiency:.2f}, overhead {fit.overhead_s * 1e3:.1f} ms"
+            if fit.at_bound:
+                constants += " (efficiency at its bound of 1: pinned, not determined by the rows)"
             return f"{where}: {constants}; {fit.points} point{'s' * (fit.points != 1)} of {'; '.join(short(c) for c in fit.configs)}"
         if (family, hw.key) in fits:
             return fits[(family, hw.key)], describe(fits[(family, hw.key)], f"{family} on {hw.label}"), True
@@ -309,8 +356,9 @@ class Calibrator:
             scope = hw.kind.upper()
         if kin:
             pooled = _pooled(kin)
+            bound = " (efficiency at its bound of 1: pinned, not determined by the rows)" if pooled.at_bound else ""
             return pooled, (f"median of {len(kin)} {family} {scope} fits ({hw.label} unmeasured): "
-                            f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms "
+                            f"eff {pooled.efficiency:.2f}, overhead {pooled.overhead_s * 1e3:.1f} ms{bound} "
                             f"({'; '.join(short(c) for c in pooled.configs)})"), True
         if fallback:
             gpus = [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == hw.kind]
@@ -319,6 +367,46 @@ class Calibrator:
                 return pooled, (f"uncalibrated: no {family} row on a {hw.generation or hw.kind} card; median of its "
                                 f"{len(gpus)} fits on other generations"), False
         return None, "", False
+
+    def generation_fits(self, fits: dict, family: str, hw: Hardware) -> list[Fit]:
+        """The family's fits on the GPUs of `hw`'s generation (its own card's among them)."""
+        return [f for (fam, h), f in fits.items() if fam == family and self.hardware_of[h].kind == "gpu"
+                and hw.generation and self.hardware_of[h].generation == hw.generation]
+
+    def own_fit(self, fits: dict, family: str, hw: Hardware) -> Fit | None:
+        """The family's fit on `hw` itself or the card it is `calibrate_like` (a 2xT4: the T4)."""
+        return fits.get((family, hw.key)) or (fits.get((family, hw.calibrate_like)) if hw.calibrate_like else None)
+
+    def _range(self, fits: dict, family: str, hw: Hardware, what: str) -> tuple[Fit, Fit, str] | None:
+        """For a GPU with fewer than MIN_OWN_ROWS rows of `family`: (fastest, slowest, sentence) of
+        the range its generation's rows give: the fastest fit of the generation (highest efficiency,
+        lowest overhead) to its slowest (with a single fit in the generation: the runtime's worst fit
+        on any GPU). None where the card has enough rows of its own or the generation has none."""
+        own = self.own_fit(fits, family, hw)
+        if hw.kind != "gpu" or (own is not None and own.points >= MIN_OWN_ROWS):
+            return None
+        gen = self.generation_fits(fits, family, hw)
+        if not gen:
+            return None
+        fast = Fit(max(f.efficiency for f in gen), min(f.overhead_s for f in gen), sum(f.points for f in gen),
+                   _union(gen, "configs"), "fastest of the generation", _union(gen, "evidence"), _union(gen, "cards"))
+        slow_fits = gen if len(gen) > 1 else [f for (fam, h), f in fits.items()
+                                              if fam == family and self.hardware_of[h].kind == "gpu"]
+        slow = Fit(min(f.efficiency for f in slow_fits), max(f.overhead_s for f in slow_fits),
+                   sum(f.points for f in slow_fits), _union(slow_fits, "configs"), "slowest", _union(slow_fits, "evidence"),
+                   _union(slow_fits, "cards"))
+        cards = ", ".join(sorted(self.hardware_of[k].label for k in fast.cards))
+        n_own = own.points if own is not None else 0
+        card = _card_label(hw, self.hardware_of)
+        where = (f"its {hw.generation} rows ({cards})" if len(gen) > 1 else
+                 f"its {hw.generation} rows ({cards}) to the runtime's slowest {what} fit on any GPU")
+        text = (f"range, not calibrated: {card} has {n_own} {family} {what} row{'s' * (n_own != 1)} of its own "
+                f"(fewer than {MIN_OWN_ROWS}); from {where}: eff {slow.efficiency:.2f}-{fast.efficiency:.2f}, "
+                f"overhead {fast.overhead_s * 1e3:.1f}-{slow.overhead_s * 1e3:.1f} ms "
+                f"({'; '.join(short(c) for c in fast.configs)})")
+        if fast.at_bound:
+            text += "; the fastest fit's efficiency is at its bound of 1 (pinned, not determined by the rows)"
+        return fast, slow, text
 
     def pessimistic(self, family: str, kind: str = "gpu") -> Fit | None:
         """The runtime's worst fitted decode (lowest efficiency, highest overhead) on any card of
@@ -336,6 +424,11 @@ class Calibrator:
         the runtime on the card's generation: uncalibrated, with the pessimistic constants (and,
         with `fallback`, the family's other-generation median as its central value)."""
         d, d_rows, calibrated = self._lookup(self.decode, family, hw, fallback)
+        ranged = self._range(self.decode, family, hw, "decode") if calibrated and not fallback and batch_size == 1 \
+            else None   # (a batch above 1 keeps its batched-row rule below)
+        if ranged is not None:   # fewer than MIN_OWN_ROWS rows of the card: its generation's range
+            d, _, d_rows = ranged
+            calibrated = False
         unbatched = None   # batch > 1 without batched rows: the no-gain end of the range
         if batch_size > 1:
             b, b_rows, b_cal = self._lookup(self.batched, family, hw)
@@ -352,10 +445,25 @@ class Calibrator:
                           + ")") if unbatched else ""
                 d, calibrated = None, False
         p, p_rows, _ = self._lookup(self.prefill, family, hw)
+        p_slow, prefill_calibrated = None, p is not None
+        p_range = self._range(self.prefill, family, hw, "prefill") if hw.kind == "gpu" else None
+        if p_range is not None:   # fewer than 2 prompt-processing rows of the card: its generation's range
+            p, p_slow, p_rows = p_range
+            prefill_calibrated = False
+        if p is None and hw.kind == "gpu":   # no prompt-processing row on the generation: ceiling to the worst GPU fit
+            gpus = [f for (fam, h), f in self.prefill.items() if fam == family and self.hardware_of[h].kind == "gpu"]
+            if gpus:
+                p_slow = Fit(min(f.efficiency for f in gpus), max(f.overhead_s for f in gpus), sum(f.points for f in gpus),
+                             _union(gpus, "configs"), "slowest", _union(gpus, "evidence"), _union(gpus, "cards"))
+                p_rows = (f"uncalibrated: no {family} prompt-processing row on a {hw.generation} card; range from the "
+                          f"compute ceiling to the runtime's slowest prefill fit on any GPU (eff {p_slow.efficiency:.3f})")
+            prefill_calibrated = False
         m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
         m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
                   f"{m.points} point{'s' * (m.points != 1)} of {'; '.join(short(c) for c in m.configs)})") if m else ""
         worst = self.pessimistic(family, hw.kind) if not calibrated else None
+        if ranged is not None:
+            worst = ranged[1]
         if unbatched is not None:  # per sequence: a batch-1 step each, B of them one after another
             worst = unbatched
         if not calibrated and d is None and not d_rows:
@@ -372,7 +480,13 @@ class Calibrator:
             decode_error_pct=decode_error_pct, calibrated=calibrated,
             pessimistic_efficiency=worst.efficiency if worst else None,
             pessimistic_overhead_s=worst.overhead_s if worst else None,
-            pessimistic_unbatched=unbatched is not None)
+            pessimistic_unbatched=unbatched is not None,
+            decode_at_bound=bool(d is not None and d.at_bound),
+            decode_evidence=" | ".join(d.evidence) if d is not None else "",
+            prefill_calibrated=prefill_calibrated,
+            prefill_pessimistic_efficiency=p_slow.efficiency if p_slow else None,
+            prefill_pessimistic_overhead_s=p_slow.overhead_s if p_slow else None,
+            prefill_evidence=" | ".join(p.evidence) if p is not None else "")
 
     def predict(self, o: Observation) -> dict:
         """Decode tok/s, prefill s and memory GB predicted for an observation's configuration (a
@@ -449,32 +563,82 @@ def held_out(observations: list[Observation], peaks: list[dict], by: str = "card
     return _as_frame(rows)
 
 
-def column_errors(card_out: pd.DataFrame, hardware: list[Hardware], families=("llama.cpp", "transformers", "bitsandbytes"),
-                  batch_size: int = 1) -> pd.DataFrame:
-    """Per runtime family and table column (a GPU): the median held-out decode error of the
-    rows of that card (`calibrate_like` for a 2xT4), else of the other cards of its generation,
-    with the scope it belongs to; "no rows" where the family has none on that generation.
-    `card_out`: held_out(..., by="card")."""
-    ok = card_out[card_out["in_fit"] & card_out["decode_tok_s_err_pct"].notna()
-                  & card_out["batch_size"].eq(batch_size)] if not card_out.empty else card_out
-    index = dict(roofline.hardware_table())
-    rows = []
+def _card_label(hw: Hardware, index: dict) -> str:
+    """Whose rows count as the card's own: a multi-GPU card's single card ("T4" for a 2xT4), a card
+    with a twin ("P100 (or P100 12GB)"), else the card."""
+    if not hw.calibrate_like or hw.calibrate_like not in index:
+        return hw.label
+    like = index[hw.calibrate_like].label
+    return like if hw.count > 1 else f"{hw.label} (or {like})"
+
+
+def _source_key(o: Observation) -> str:
+    """The source an observation is left out with (its publication, without the table detail)."""
+    return o.source.split(" (")[0].split(";")[0]
+
+
+def _own_rows(observations: list[Observation], family: str, hw: Hardware, what: str = "decode") -> list[Observation]:
+    """Published batch-1 rows in the fit of `family` on `hw` itself or the card it is calibrated
+    like (a 2xT4: the T4's), with a decode rate (what="decode") or a prefill time ("prefill")."""
+    keys = {hw.key, hw.calibrate_like} - {None}
+    return [o for o in observations if o.dataset == "published" and o.fit and o.batch_size == 1 and o.family == family
+            and o.hardware in keys and (o.decode_tok_s if what == "decode" else o.prefill_s)]
+
+
+def _errors(observations: list[Observation], index: dict, rows: list[Observation], what: str) -> tuple[list, list]:
+    """Absolute % errors of `rows` (metric `what`: decode_tok_s or prefill_s), each predicted by
+    constants fitted without it (one row out) and without every row of its source (one source out)."""
+    def err(o, cal):
+        predicted = cal.predict(o).get(what)
+        measured = getattr(o, what)
+        return abs(predicted / measured - 1) * 100 if predicted and measured else None
+    loo = [err(o, Calibrator([x for x in observations if x is not o], index)) for o in rows]
+    loso = []
+    for source in dict.fromkeys(_source_key(o) for o in rows):
+        cal = Calibrator([x for x in observations if _source_key(x) != source or x.dataset != "published"], index)
+        loso += [err(o, cal) for o in rows if _source_key(o) == source]
+    return [e for e in loo if e is not None], [e for e in loso if e is not None]
+
+
+def column_errors(observations: list[Observation], peaks: list[dict], hardware: list[Hardware],
+                  families=("llama.cpp", "transformers", "bitsandbytes")) -> pd.DataFrame:
+    """Per runtime family and table column (a GPU): the held-out decode error of that card's own
+    rows (its `calibrate_like` card's for a 2xT4) only, each row predicted from constants fitted
+    without it (`held_out_err_pct`, median; `worst_err_pct`) and without its whole source
+    (`loso_err_pct`: one source out, the card's rows predicted from what is left: another
+    source on the card, else its generation). A column with fewer than MIN_OWN_ROWS rows has no
+    error: it is a range from its generation's rows (`scope` says so). The prefill error of the
+    column: its generation's prompt-processing rows, one row out (`prefill_err_pct`, with
+    `prefill_rows`). Batch-1 rows in the fit only."""
+    index = hardware_index(observations, peaks)
+    out = []
     for family in families:
-        f = ok[ok["family"] == family]
         for hw in hardware:
-            own = {hw.key, hw.calibrate_like} - {None}
-            mine = f[f["hardware_key"].isin(own)]
-            scope = f"{', '.join(sorted(mine['hardware'].unique()))} held out"
-            if mine.empty:
-                kin = [k for k, h in index.items() if h.generation == hw.generation and hw.generation]
-                mine = f[f["hardware_key"].isin(kin)]
-                scope = f"{hw.generation} cards held out ({', '.join(sorted(mine['hardware'].unique()))})"
-            per_config = mine.groupby("config")["decode_tok_s_err_pct"].median()
-            rows.append({"family": family, "hardware": hw.label, "configs": len(per_config),
-                         "held_out_err_pct": float(per_config.median()) if len(per_config) else None,
-                         "worst_err_pct": float(per_config.max()) if len(per_config) else None,
-                         "scope": scope if len(per_config) else "no rows"})
-    return pd.DataFrame(rows)
+            own = _own_rows(observations, family, hw)
+            cards = ", ".join(sorted({o.hardware_label for o in own}))
+            row = {"family": family, "hardware": hw.label, "configs": len(own), "held_out_err_pct": None,
+                   "worst_err_pct": None, "loso_err_pct": None}
+            if len(own) >= MIN_OWN_ROWS:
+                loo, loso = _errors(observations, index, own, "decode_tok_s")
+                row.update(held_out_err_pct=float(np.median(loo)) if loo else None,
+                           worst_err_pct=float(np.max(loo)) if loo else None,
+                           loso_err_pct=float(np.median(loso)) if loso else None,
+                           scope=f"{len(own)} {cards} rows, one row out (one source out: loso)")
+            else:
+                gen = sorted({o.hardware_label for o in observations if o.dataset == "published" and o.fit
+                              and o.family == family and o.decode_tok_s and index[o.hardware].generation == hw.generation
+                              and hw.generation})
+                card = _card_label(hw, index)
+                row["scope"] = (f"range: {len(own)} {card} row{'s' * (len(own) != 1)} (fewer than {MIN_OWN_ROWS}); "
+                                + (f"from {hw.generation} rows ({', '.join(gen)})" if gen else f"no {hw.generation} row"))
+            gen_pre = [o for o in observations if o.dataset == "published" and o.fit and o.batch_size == 1
+                       and o.family == family and o.prefill_s and hw.generation
+                       and index[o.hardware].generation == hw.generation]
+            pre_loo = _errors(observations, index, gen_pre, "prefill_s")[0] if len(gen_pre) >= MIN_OWN_ROWS else []
+            row["prefill_rows"] = len(gen_pre)
+            row["prefill_err_pct"] = float(np.median(pre_loo)) if pre_loo else None
+            out.append(row)
+    return pd.DataFrame(out)
 
 
 def accuracy(loo: pd.DataFrame, by: list[str] | None = None) -> pd.DataFrame:
@@ -516,6 +680,18 @@ def implied_efficiency(decode_tok_s: float, bytes_per_token: float, bandwidth_gb
     return decode_tok_s * bytes_per_token / (bandwidth_gb_s * GB)
 
 
+def efficiency_ceiling(observations: list[Observation] | None = None) -> float:
+    """The plausibility ceiling: the highest implied bandwidth efficiency (implied_efficiency) of
+    any published llama.cpp row in the fit. A prediction above it asks more of the card than any
+    public measurement showed (seed_check rules seed cells out with it; shared/fastenough.py flags
+    a cell above it instead of calling it fast enough)."""
+    rows = [o for o in (observations if observations is not None else published_observations())
+            if o.dataset == "published" and o.fit and o.family == "llama.cpp" and o.decode_tok_s]
+    if not rows:
+        raise roofline.RooflineError("no published llama.cpp row in the fit: no plausibility ceiling")
+    return max(implied_efficiency(o.decode_tok_s, o.bytes_per_token, o.bandwidth / GB) for o in rows)
+
+
 def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = SEED_FILE) -> pd.DataFrame:
     """Every cell of the seed's speed table under each hardware its column could mean.
 
@@ -526,8 +702,7 @@ def seed_check(calibrator: Calibrator, context_tokens: int = 200, path: Path = S
     evidence shows).
     """
     seed = yaml.safe_load(Path(path).read_text())
-    ceiling = max(implied_efficiency(o.decode_tok_s, o.bytes_per_token, o.bandwidth / GB)
-                  for o in published_observations() if o.fit and o.family == "llama.cpp")
+    ceiling = efficiency_ceiling()
     rows = []
     for cell in seed["cells"]:
         column = seed["columns"][cell["column"]]

@@ -298,6 +298,13 @@ class Calibration:
     pessimistic_overhead_s: float | None = None   # on any GPU: the low end of an uncalibrated range
     pessimistic_unbatched: bool = False   # the low end is no gain from batching: B batch-1 steps, one after another
     error_scope: str = ""              # which rows the held-out error belongs to
+    decode_at_bound: bool = False      # the decode efficiency sits on its bound of 1 (pinned by the fit)
+    decode_evidence: str = ""          # the rows' sources, dates and builds
+    prefill_calibrated: bool = True    # False: a range (prefill_pessimistic_* its slow end)
+    prefill_pessimistic_efficiency: float | None = None
+    prefill_pessimistic_overhead_s: float | None = None
+    prefill_error_pct: float | None = None   # held-out error of the prefill rows of this generation
+    prefill_evidence: str = ""
 
 
 CEILING = Calibration()
@@ -421,6 +428,10 @@ class Prediction:
     decode_tok_s_low: float          # per sequence, pessimistic end (= decode_tok_s when calibrated)
     throughput_tok_s: float          # decode tokens/s of the whole batch
     prefill_s: float
+    prefill_s_high: float            # the slow end of prefill (= prefill_s when its calibration is not a range)
+    implied_efficiency: float        # decode tok/s x bytes a step / bandwidth (all sequences)
+    max_n_ctx: int | None            # the largest n_ctx a sequence can allocate on the visible memory (capped at the model's trained context)
+    split: str                       # layer | row (multi-GPU: layers one card after another, or each matrix over all cards)
     memory_gb: float                 # weights + KV for n_ctx x batch + runtime overhead, all devices
     memory_per_gpu_gb: float         # the same split over the devices by layers
     memory_available_gb: float | None   # per device: visible capacity (nominal where no log gives it)
@@ -442,6 +453,11 @@ class Prediction:
     memory_calibration: str
     decode_error_pct: float | None
     error_scope: str
+    decode_at_bound: bool = False
+    prefill_calibrated: bool = True
+    prefill_error_pct: float | None = None
+    decode_evidence: str = ""
+    prefill_evidence: str = ""
 
     @property
     def verdict(self) -> str:
@@ -462,7 +478,8 @@ class Prediction:
 def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_size: int = 1,
             input_tokens: int = 600, output_tokens: int = 100, budget_s: float | None = None,
             calibration: Calibration = CEILING, peaks: list[dict] | None = None,
-            name: str | None = None, n_ctx: int | None = None, samples: int | None = None) -> Prediction:
+            name: str | None = None, n_ctx: int | None = None, samples: int | None = None,
+            split: str = "layer") -> Prediction:
     """Predict speed and memory of `model` stored as `quant` on `hw` (see the module docstring).
 
     Decode reads the weights once per step for all `batch_size` sequences and each sequence's
@@ -481,7 +498,17 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     public read rate (modelfiles.load_seconds); with `samples` (the submission's sample count)
     one load is taken from the whole budget before the calls a sample are counted
     (`budget_net_s`); without it the load time is reported, not subtracted.
+
+    Prefill: a calibration whose prefill is a range (`prefill_calibrated` False) gives its slow
+    end as `prefill_s_high`, and the seconds a sample at the pessimistic end use it. `max_n_ctx`:
+    the largest KV allocation a sequence gets on the visible memory (weights, runtime buffers and
+    the KV cache split over the devices with the layers; llama.cpp as the lab loads it, with
+    flash attention, so no n_ctx x n_ubatch score buffer), capped at the model's trained context.
+    `split` ("layer" or "row", multi-GPU only): a row split (llama.cpp -sm row, tensor parallel)
+    reads every matrix from all devices at once, so a step sees their summed bandwidth and FLOP/s.
     """
+    if split not in ("layer", "row"):
+        raise RooflineError(f"split must be 'layer' or 'row', got {split!r}")
     if min(batch_size, input_tokens, output_tokens) < 1:
         raise RooflineError(f"batch_size, input_tokens and output_tokens must be >= 1, got "
                             f"{batch_size}, {input_tokens}, {output_tokens}")
@@ -495,6 +522,11 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     arch = model if isinstance(model, Architecture) else architecture(model)
     q = quantization(quant)
     hw = hw if isinstance(hw, Hardware) else hardware(hw, peaks)
+    if split == "row" and hw.count < 2:
+        raise RooflineError(f"a row split needs several GPUs; {hw.label} has {hw.count}")
+    # the hardware one step runs on: a layer split one device at a time, a row split all of them
+    step_hw = hw if split == "layer" else dataclasses.replace(
+        hw, bandwidth_gb_s=hw.bandwidth_gb_s * hw.count, peak_tflops={k: v * hw.count for k, v in hw.peak_tflops.items()})
     cbits = compute_bits(q, hw)
     kv_per_token = arch.kv_bytes_per_token(q.bits("kv_bits", cbits))
     label = name or (model if isinstance(model, str) else None)
@@ -512,21 +544,23 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     kv_read = batch_size * kv_per_token * (input_tokens + output_tokens / 2)
     step_bytes = weights_read + kv_read
     c = calibration
-    bandwidth = hw.bandwidth_gb_s * GB
+    bandwidth = step_hw.bandwidth_gb_s * GB
     precision = compute_precision(q, hw)
     step_flops = decode_flops(arch, input_tokens + output_tokens / 2, batch_size)
-    ideal_s = roofline_seconds(step_bytes, step_flops, hw, precision)
+    ideal_s = roofline_seconds(step_bytes, step_flops, step_hw, precision)
     decode = 1 / (ideal_s / c.decode_efficiency + c.decode_overhead_s)
     if c.calibrated or c.pessimistic_efficiency is None:
         low = decode
     elif c.pessimistic_unbatched:  # each sequence a batch-1 step of its own, the batch one after another
         one_s = roofline_seconds(weights_read + kv_per_token * (input_tokens + output_tokens / 2),
-                                 decode_flops(arch, input_tokens + output_tokens / 2, 1), hw, precision)
+                                 decode_flops(arch, input_tokens + output_tokens / 2, 1), step_hw, precision)
         low = 1 / (batch_size * (one_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0)))
     else:
         low = 1 / (ideal_s / c.pessimistic_efficiency + (c.pessimistic_overhead_s or 0.0))
-    prefill = prefill_flops(arch, input_tokens, batch_size) / (c.prefill_efficiency * hw.peak_flops(precision)) \
-        + c.prefill_overhead_s
+    p_flops, peak = prefill_flops(arch, input_tokens, batch_size), step_hw.peak_flops(precision)
+    prefill = p_flops / (c.prefill_efficiency * peak) + c.prefill_overhead_s
+    prefill_high = prefill if c.prefill_calibrated or c.prefill_pessimistic_efficiency is None else \
+        p_flops / (c.prefill_pessimistic_efficiency * peak) + (c.prefill_pessimistic_overhead_s or 0.0)
     weights = weight_bytes(arch, q, cbits, per_token=False, published_bytes=published_bytes)
     load_s, load_calibration = modelfiles.load_seconds(
         modelfiles.checkpoint_bytes(q.family, arch.params_total_b, weights), q.family, hw.label)
@@ -543,24 +577,44 @@ def predict(model: str | Architecture, quant: str, hw: str | Hardware, batch_siz
     available = hw.usable_memory_gb
     margin = None if available is None else available - per_gpu / GB
     per_sample = (prefill + (output_tokens - 1) / decode) / batch_size
-    per_sample_high = (prefill + (output_tokens - 1) / low) / batch_size
+    per_sample_high = (prefill_high + (output_tokens - 1) / low) / batch_size
+    if available is None:
+        max_ctx = None
+    else:
+        room = available * hw.count * GB - weights - overhead_gb * GB   # what the KV cache may take, all devices
+        max_ctx = max(0, int(room // (batch_size * kv_per_token)))
+        trained = _trained_context(label)
+        max_ctx = min(max_ctx, trained) if trained else max_ctx
     max_out = max(0, math.floor(1 + (budget_net * batch_size - prefill) * decode))
     memory_rows = c.memory_rows if c.memory_overhead_gb else (
         f"weights + KV for n_ctx {n_ctx} + {hw.runtime_overhead_gb:g} GB runtime per GPU ({HARDWARE_FILE.name})")
     return Prediction(
         model=name or (model if isinstance(model, str) else "?"), quantization=q.key, family=q.family,
-        hardware=hw.label, batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
+        hardware=hw.label + (" row split" if split == "row" else ""), batch_size=batch_size, input_tokens=input_tokens, output_tokens=output_tokens,
         n_ctx=n_ctx, weights_gb=weights / GB, weights_read_gb=weights_read / GB,
         weights_source=weights_source, weights_file=weights_file, kv_read_gb=kv_read / GB,
         bytes_per_token_gb=step_bytes / GB, decode_flops=step_flops,
         decode_bound="memory" if ideal_s <= step_bytes / bandwidth else "compute",
         ceiling_tok_s=1 / ideal_s, decode_tok_s=decode, decode_tok_s_low=low,
         throughput_tok_s=decode * batch_size,
-        prefill_s=prefill, memory_gb=memory / GB, memory_per_gpu_gb=per_gpu / GB, memory_available_gb=available,
+        prefill_s=prefill, prefill_s_high=prefill_high, implied_efficiency=decode * batch_size * step_bytes / bandwidth,
+        max_n_ctx=max_ctx, split=split, memory_gb=memory / GB, memory_per_gpu_gb=per_gpu / GB, memory_available_gb=available,
         memory_margin_gb=margin, fits_memory=None if margin is None else margin >= 0,
         s_per_sample=per_sample, s_per_sample_high=per_sample_high, budget_s=budget_s,
         load_s=load_s, load_calibration=load_calibration, budget_net_s=budget_net,
         calls_per_sample=max(0, int(budget_net // per_sample_high)), max_output_tokens=max_out,
         fast_enough=per_sample_high <= budget_net, calibrated=c.calibrated, precision=precision,
         decode_calibration=c.decode_rows, prefill_calibration=c.prefill_rows,
-        memory_calibration=memory_rows, decode_error_pct=c.decode_error_pct, error_scope=c.error_scope)
+        memory_calibration=memory_rows, decode_error_pct=c.decode_error_pct, error_scope=c.error_scope,
+        decode_at_bound=c.decode_at_bound, prefill_calibrated=c.prefill_calibrated,
+        prefill_error_pct=c.prefill_error_pct, decode_evidence=c.decode_evidence, prefill_evidence=c.prefill_evidence)
+
+
+def _trained_context(model: str | None) -> int | None:
+    """The context the catalog says `model` was trained for (None where unknown)."""
+    if not model:
+        return None
+    try:
+        return catalog.get(model).context_length
+    except LabError:
+        return None

@@ -1,4 +1,5 @@
 """The fast-enough table: published file sizes and the model load time reach its rows, cells and sentences."""
+import pandas as pd
 import pytest
 
 from shared import fastenough, roofline
@@ -56,4 +57,41 @@ def test_the_answer_sentences_state_the_load_time_and_the_weights_file(table):
     r = fastenough.biggest(t).set_index("hardware").loc["2xT4"]
     assert (r["model"], r["quantization"]) == ("mixtral-8x7b-instruct-v0.1", "Q4_K_M")
     assert "weights: file Mixtral-8x7B-Instruct-v0.1-q4-k-m.gguf 28.4 GB" in line and "file, file" not in line
-    assert f"after loading the model once in {r['load_s']:.0f} s (uncalibrated for llama.cpp)" in line
+    # the suffix is about the load time, and says so (not read as if the speed were uncalibrated)
+    assert f"after loading the model once in {r['load_s']:.0f} s (load time uncalibrated for llama.cpp" in line
+    assert "s (uncalibrated for llama.cpp)" not in line
+
+
+def test_a_cell_above_the_plausibility_ceiling_is_flagged_and_never_the_answer():
+    class Ceiling(CeilingModel):
+        ceiling = 0.87          # the bare roofline runs at efficiency 1: above any published llama.cpp row
+    t = fastenough.fast_enough(Ceiling(), ["llama-2-13b-chat"], ["Q4_K_M"], ["T4"], input_tokens=600,
+                               output_tokens=16, budget_hours=9.0, samples=1300)
+    r = t.iloc[0]
+    assert r["implied_efficiency"] > 0.87 and not r["plausible"] and r["fast_enough"]
+    cell = fastenough.fast_enough_grid(t.assign(calibrated=True)).iloc[0]["T4"]
+    assert cell.startswith("⚠ above ceiling") and "✓" not in cell
+    assert pd.isna(fastenough.biggest(t.assign(calibrated=True)).iloc[0].get("model"))
+    assert pd.isna(fastenough.answer(t.assign(calibrated=True)).iloc[0].get("model"))
+
+
+@pytest.fixture(scope="module")
+def lab_model():
+    return fastenough.Model(fastenough.RESULTS, ["P100", "T4", "2xT4"])
+
+
+def test_the_answer_has_calibrated_prefill_intervals_and_the_second_split(lab_model):
+    t = fastenough.fast_enough(lab_model, ["llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"], ["Q4_K_M"],
+                               ["P100", "T4", "2xT4"], 600, 16, 9.0, 1300, splits=True)
+    by = t.set_index(["model", "hardware"])
+    layer, row = by.loc[("mixtral-8x7b-instruct-v0.1", "2xT4")], by.loc[("mixtral-8x7b-instruct-v0.1", "2xT4 row split")]
+    assert layer["calibrated"] and not row["calibrated"] and row["decode_calibration"].startswith("uncalibrated row split")
+    assert row["decode_tok_s_low"] == pytest.approx(layer["decode_tok_s"], rel=1e-6)   # no gain: the layer split's rate
+    assert row["decode_tok_s"] > 1.5 * layer["decode_tok_s"]                           # both cards' bandwidth
+    t4 = by.loc[("llama-2-13b-chat", "T4")]
+    assert t4["calls_lo"] <= t4["calls_per_sample"] <= t4["calls_hi"] and t4["prefill_s"] > 0.3
+    assert t4["decode_tok_s_lo"] < t4["decode_tok_s"] < t4["decode_tok_s_hi"]
+    assert "T4 rows" in t4["error_scope"]                                    # the T4's own rows, not the RTX 2080's
+    answer = fastenough.answer(t).set_index("hardware")
+    assert answer.loc["P100", "basis"] == "range" and answer.loc["T4", "basis"] == "calibrated"
+    assert answer.loc["2xT4", "model"] == "mixtral-8x7b-instruct-v0.1"

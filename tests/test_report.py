@@ -47,6 +47,27 @@ def test_batch_verdict_says_conversion_only_where_that_machine_converted(tmp_pat
     assert "one-time GGUF conversion" not in by_machine[True]
 
 
+def test_the_gpu_answer_comes_first_with_prefill_and_decode_seconds_per_kaggle_card():
+    """Issue #21: the answer right after the Goal, per Kaggle card (no P4), with calibrated prefill
+    and decode seconds of a call side by side, calls a sample with an interval, the largest n_ctx,
+    the seed's long inputs, and the rows (dates, builds) it rests on."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("rb", ITERATION / "report_blocks.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    text = rb.gpu_answer()
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    head = table[0]
+    for column in ("prefill s a call", "decode s a call", "calls a sample", "largest n_ctx", "at 3500 input tokens"):
+        assert column in head
+    cards = {line.split("|")[1].strip() for line in table[2:]}
+    assert cards == {"P100", "T4", "2xT4"}
+    assert any("row split, uncalibrated" in line for line in table) and "early 2024" in text and "2024-01" in text
+    readme = (ITERATION / "README.md").read_text().splitlines()
+    goal, begin = readme.index("## Goal"), readme.index("<!-- BEGIN gpu_answer -->")
+    assert begin < 60 and [line for line in readme[goal + 1:begin] if line.startswith("## ")] == ["## Answer"]
+
+
 TINY_BLOCKS = '''
 BLOCKS = {"rows": lambda: "| run | decode_tok_s |\\n|---|---|\\n| a | 6.41 |\\n| b | 0.153 |",
           "more": lambda: "3 rows, 2026-12-02"}

@@ -276,17 +276,20 @@ def roofline_accuracy() -> str:
         return _roofline_source()
     keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
     loo, held, cols = _counts_as_int(loo, "configs"), _counts_as_int(held, "configs", "predicted"), \
-        _counts_as_int(cols, "configs")
+        _counts_as_int(cols, "configs", "prefill_rows")
     return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
             "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
             "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "
             "had a row of their runtime left to be predicted from):\n\n"
             + analysis.markdown(held[["held out", "family", "configs", "predicted", "median_err_pct", "worst_err_pct"]],
                                 floatfmt=".1f")
-            + "\n\nThe error each column of the table below carries: its runtime's rows on that card (the T4's "
-            "for a 2xT4) predicted with the card left out, else the rows of the other cards of its "
-            "generation; `no rows` where the runtime has none on that generation:\n\n"
-            + analysis.markdown(cols[["family", "hardware", "configs", "held_out_err_pct", "worst_err_pct", "scope"]],
+            + "\n\nThe error each column of the table below carries: only its runtime's rows on that card (the T4's "
+            "for a 2xT4), each predicted with that row left out (`held_out_err_pct`, `worst_err_pct`) and with its "
+            "whole source left out (`loso_err_pct`); a column with fewer than two rows of its own has no error and "
+            "is a range from its generation's rows (`scope`); `configs`: the card's rows. Prefill: the generation's "
+            "prompt-processing rows, one row out (`prefill_err_pct` of `prefill_rows`):\n\n"
+            + analysis.markdown(cols[[c for c in ["family", "hardware", "configs", "held_out_err_pct", "worst_err_pct",
+                                                  "loso_err_pct", "scope", "prefill_rows", "prefill_err_pct"] if c in cols]],
                                 floatfmt=".1f") + "\n\n" + _roofline_source())
 
 
@@ -306,7 +309,10 @@ def roofline_fast_enough() -> str:
                       "batching to the roofline ceiling. " + fastenough.BATCH_CAPTION + "\n\n"
                       + analysis.markdown(both, floatfmt=".3g"))
     return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
-            f"fit on any GPU), predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
+            f"fit on any GPU) / range (a card with fewer than two rows of the runtime of its own: its generation's "
+            f"rows, never a ✓) / ⚠ above ceiling (an implied bandwidth efficiency above the highest of any published "
+            f"llama.cpp row: flagged, never a ✓); `(fit at bound)`: the efficiency was pinned at its bound of 1; "
+            f"predicted decode tok/s, seconds a call of {int(r0['input_tokens'])} input + "
             f"{int(r0['output_tokens'])} output tokens (the median output of the lab's own prompt-recovery calls), "
             f"calls of that size that fit a sample's budget after the model is loaded once, memory margin a GPU "
             f"(visible capacity minus weights, KV for n_ctx {int(r0['n_ctx'])} and runtime buffers) and where the "
@@ -322,6 +328,123 @@ def roofline_fast_enough() -> str:
             + "\n\nWhich rows calibrated each runtime on each GPU, and the held-out error of that column:\n\n"
             + analysis.markdown(fastenough.calibrations(table), floatfmt=".0f") + batch_text
             + "\n\n" + _roofline_source())
+
+
+ANSWER_CARDS = ("P100", "T4", "2xT4")   # Kaggle's cards; the seed's "P4" stays in the seed check
+
+
+def _num(x, fmt=".0f") -> str:
+    return "?" if x is None or x != x else f"{x:{fmt}}"
+
+
+def _answer_line(r, long, rows_of) -> dict:
+    """One answer row of the headline table from a prediction row `r` (and its 3,500-token twin)."""
+    interval = "" if r["decode_tok_s_lo"] == r["decode_tok_s_hi"] else \
+        f" [{_num(r['decode_tok_s_lo'])}-{_num(r['decode_tok_s_hi'])}]"
+    decode = (f"{_num(r['decode_tok_s'])}{interval}" if r["basis"] == "calibrated"
+              else f"range {_num(r['decode_tok_s_lo'])}-{_num(r['decode_tok_s_hi'])}")
+    if r["decode_error_pct"] == r["decode_error_pct"] and r["decode_error_pct"] is not None:
+        decode += f" (held-out error {r['decode_error_pct']:.0f}%, {rows_of(r)})"
+    else:
+        decode += f" ({rows_of(r)})"
+    if r.get("decode_at_bound") is True:
+        decode += ", fit at its bound"
+    prefill = (f"{r['prefill_s']:.2f}" if r["prefill_s_hi"] <= r["prefill_s"] * 1.005
+               else f"{r['prefill_s_lo']:.2f}-{r['prefill_s_hi']:.2f}")
+    if long is None:
+        at_long = "not predicted"
+    elif long["fits_memory"] is False:
+        at_long = f"does not fit ({long['memory_per_gpu_gb']:.1f} GB a GPU > {long['memory_available_gb']:.1f})"
+    else:
+        verdict = "fits" if long["fast_enough"] else "fits memory, too slow"
+        at_long = (f"{verdict}, {long['calls_per_sample']:.0f} calls [{long['calls_lo']:.0f}-{long['calls_hi']:.0f}] "
+                   f"(prefill {long['prefill_s_lo']:.1f}-{long['prefill_s_hi']:.1f} s)")
+    return {"answer": f"**{r['model']}** {r['quantization']} ({r['family']}, {r['params_b']:g} B)",
+            "decode tok/s": decode, "prefill s a call": prefill,
+            "decode s a call": f"{r['decode_s']:.2f}" + ("" if r["basis"] == "calibrated" else f"-{r['decode_s_hi']:.2f}"),
+            "calls a sample": f"**{r['calls_per_sample']:.0f}** [{r['calls_lo']:.0f}-{r['calls_hi']:.0f}]",
+            "largest n_ctx": _num(r["max_n_ctx"]),
+            f"at {int(long['input_tokens']) if long is not None else 3500} input tokens": at_long}
+
+
+def gpu_answer() -> str:
+    """The headline: per Kaggle card (P100, T4, 2xT4) the biggest model at 4 bits or more and at
+    the quantization floor, with decode tok/s and its interval, prefill and decode seconds of a
+    call, calls a sample with its interval, the largest n_ctx, the same answer at the seed's long
+    inputs, the 2xT4's other split, and the rows (sources, dates, builds) it rests on."""
+    import pandas as pd
+    table, long = _roofline_rows("prediction"), _roofline_rows("prediction_long")
+    cols = _roofline_rows("column_error")
+    if table.empty or "prefill_s_high" not in table or long.empty:
+        return ("_The roofline rows predate calibrated prefill and the long workload: run `roofline.ipynb` "
+                "(`python -m shared.runbook iterations/01_biggest_model --only roofline`)._")
+    table = table[table["hardware"].isin(ANSWER_CARDS + tuple(f"{c} row split" for c in ANSWER_CARDS))]
+    r0 = table.iloc[0]
+    floor = float(r0.get("max_ppl_delta", 1.0))
+    key = ["model", "quantization", "hardware", "split"]
+    long_by = {tuple(x[k] for k in key): x for x in long[long["batch_size"].eq(1)].to_dict("records")}
+
+    def rows_of(r):
+        if r.get("split") == "row":
+            return str(r["error_scope"])
+        c = cols[(cols["family"] == r["family"]) & (cols["hardware"] == r["hardware"].replace(" row split", ""))]
+        return str(c["scope"].iloc[0]) if not c.empty else str(r["error_scope"])
+    lines, evidence = [], {}
+    for label, kw in ((">= 4 bits", {"min_bits": 4}), (f"floor (PPL +{floor:g})", {"min_bits": 0, "max_ppl_delta": floor})):
+        for r in fastenough.answer(table, **kw).to_dict("records"):
+            if r["hardware"] not in ANSWER_CARDS:
+                continue
+            if pd.isna(r.get("model")):
+                lines.append({"card": r["hardware"], "which": label, "answer": "none fits on a calibrated runtime or range"})
+                continue
+            splits = [r]
+            twin = table[(table["model"] == r["model"]) & (table["quantization"] == r["quantization"])
+                         & (table["hardware"] == f"{r['hardware']} row split")]
+            splits += [t | {"basis": "range"} for t in twin.to_dict("records")]
+            for x in splits:
+                split = "row split, uncalibrated" if x["split"] == "row" else (
+                    "layer split" if x["hardware"] == "2xT4" else "one GPU")
+                lines.append({"card": x["hardware"].replace(" row split", ""), "which": f"{label}, {split}"}
+                             | _answer_line(x, long_by.get(tuple(x[k] for k in key)), rows_of))
+                evidence[(x["family"], x["hardware"].replace(" row split", ""))] = (
+                    f"decode: {x['decode_evidence']}; prefill: {x['prefill_evidence']}")
+    head = (f"For a call of {int(r0['input_tokens'])} input + {int(r0['output_tokens'])} output tokens (the lab's median "
+            f"answer), batch 1, {r0['budget_hours']:g} h / {int(r0['samples'])} samples = {r0['budget_s']:.1f} s a sample "
+            "less one model load; seconds a call = calibrated prefill + calibrated decode, calls a sample from those "
+            "(brackets: the slow and fast ends, a calibrated decode +- its column's held-out error, a range its two ends; "
+            "prefill +- its generation's held-out error where it has one). `largest n_ctx`: the largest KV cache a "
+            "sequence can allocate on the visible memory (capped at the model's trained context). A cell above the "
+            f"plausibility ceiling (implied bandwidth efficiency > {table['efficiency_ceiling'].dropna().iloc[0]:.2f}, the "
+            "highest of any published llama.cpp row) is never an answer.")
+    ev = "\n".join(f"- {fam} on {card}: {text}" for (fam, card), text in evidence.items())
+    return (head + "\n\n" + analysis.markdown(pd.DataFrame(lines)) + "\n\nEvidence (source; date; build of the rows "
+            "each answer rests on):\n\n" + ev + "\n\nWhat would change the answer:\n\n" + _what_would_change(table, cols)
+            + "\n\n" + _roofline_source())
+
+
+def _what_would_change(table, cols) -> str:
+    """One sentence a card, from the rows: which missing row would move its answer and how far."""
+    def col(family, card, field):
+        c = cols[(cols["family"] == family) & (cols["hardware"] == card)]
+        return None if c.empty or c[field].iloc[0] != c[field].iloc[0] else c[field].iloc[0]
+    out = []
+    p100 = col("llama.cpp", "P100", "scope")
+    out.append(f"- **P100**: its llama.cpp column is a {p100}: no public P100 llama-bench token-generation row was "
+               "found, and the P100 (sm_60, no dp4a) runs other llama.cpp kernels than the P40 (sm_61); one P100 "
+               "tg128 / pp512 row would turn the range into a calibrated answer.")
+    loo, loso, n = col("llama.cpp", "T4", "held_out_err_pct"), col("llama.cpp", "T4", "loso_err_pct"), col("llama.cpp", "T4", "configs")
+    out.append(f"- **T4**: the column rests on {_num(n)} T4 rows from one source, the seed's llama-cpp-python on Kaggle of "
+               f"early 2024 (held-out error {_num(loo)}% one row out); predicted from the other Turing card's rows "
+               f"instead (one source out) it misses them by {_num(loso)}%, so a T4 llama-bench row of a current "
+               "llama.cpp build would say which era applies; its prefill rests on one RTX 2080 Ti prompt-processing row "
+               "(a range), so a T4 pp512 row would narrow the calls a sample most.")
+    row = table[table["hardware"].eq("2xT4 row split")]
+    out.append("- **2xT4**: the answer assumes llama.cpp's default layer split (one T4's bandwidth at a time); a row "
+               "split (`-sm row`, or tensor parallel in vLLM) is predicted on the row-split lines above, uncalibrated "
+               f"({len(row)} cells, no public 2xT4 row-split row outside the held-out sources): a measured one decides "
+               "whether the second card's bandwidth turns into speed over PCIe; at the seed's long inputs the answer "
+               "holds only where the column `at ... input tokens` says it fits.")
+    return "\n".join(out)
 
 
 def published_bnb_ratios() -> str:
@@ -521,6 +644,7 @@ BLOCKS = {
     "prompt_strategies": prompt_strategies,
     "text_cut_sweep": text_cut_sweep,
     "submission_batches": submission_batches,
+    "gpu_answer": gpu_answer,
     "roofline_accuracy": roofline_accuracy,
     "roofline_fast_enough": roofline_fast_enough,
     "roofline_cpu_ladder": roofline_cpu_ladder,
