@@ -68,6 +68,30 @@ def test_the_gpu_answer_comes_first_with_prefill_and_decode_seconds_per_kaggle_c
     assert begin < 60 and [line for line in readme[goal + 1:begin] if line.startswith("## ")] == ["## Answer"]
 
 
+def test_the_gpu_answer_gives_ranges_as_ranges_and_names_answers_that_fail_long_inputs():
+    """Fresh-user findings on issue #21's answer: a card whose column is a range (fewer than two
+    rows of its own) shows its calls a sample as the range, never as a bold point; the card
+    whose answer is too slow at the seed's long inputs gets a line saying so, with the answer
+    for that workload; and the block says which line of a card is the answer."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("rb", ITERATION / "report_blocks.py")
+    rb = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rb)
+    text = rb.gpu_answer()
+    assert "Read the first line of each card" in text
+    long = rb._roofline_rows("prediction_long")
+    for line in (line for line in text.splitlines() if line.startswith("| ") and "range " in line.split("|")[4]):
+        assert line.split("|")[7].strip().startswith("range "), line     # calls a sample of a range card
+    answers = rb.fastenough.answer(rb._roofline_rows("prediction"), min_bits=4)
+    for a in answers[answers["hardware"].isin(rb.ANSWER_CARDS)].to_dict("records"):
+        twin = long[(long["hardware"] == a["hardware"]) & (long["model"] == a["model"])
+                    & (long["quantization"] == a["quantization"]) & long["batch_size"].eq(1)
+                    & long["split"].fillna("layer").eq("layer")]
+        failing = not bool(twin["fast_enough"].iloc[0])
+        assert (f"**{a['hardware']} at the seed's long inputs**" in text) == failing, a["hardware"]
+    assert "**P100 at the seed's long inputs**" in text   # the committed rows: 13B's prefill at 3500 tokens
+
+
 TINY_BLOCKS = '''
 BLOCKS = {"rows": lambda: "| run | decode_tok_s |\\n|---|---|\\n| a | 6.41 |\\n| b | 0.153 |",
           "more": lambda: "3 rows, 2026-12-02"}

@@ -343,10 +343,12 @@ def _answer_line(r, long, rows_of) -> dict:
         f" [{_num(r['decode_tok_s_lo'])}-{_num(r['decode_tok_s_hi'])}]"
     decode = (f"{_num(r['decode_tok_s'])}{interval}" if r["basis"] == "calibrated"
               else f"range {_num(r['decode_tok_s_lo'])}-{_num(r['decode_tok_s_hi'])}")
+    scope, loso = rows_of(r)
     if r["decode_error_pct"] == r["decode_error_pct"] and r["decode_error_pct"] is not None:
-        decode += f" (held-out error {r['decode_error_pct']:.0f}%, {rows_of(r)})"
+        across = f", {loso:.0f}% with its source left out" if loso is not None else ""
+        decode += f" (held-out error {r['decode_error_pct']:.0f}% one row out{across}; {scope})"
     else:
-        decode += f" ({rows_of(r)})"
+        decode += f" ({scope})"
     if r.get("decode_at_bound") is True:
         decode += ", fit at its bound"
     prefill = (f"{r['prefill_s']:.2f}" if r["prefill_s_hi"] <= r["prefill_s"] * 1.005
@@ -362,7 +364,8 @@ def _answer_line(r, long, rows_of) -> dict:
     return {"answer": f"**{r['model']}** {r['quantization']} ({r['family']}, {r['params_b']:g} B)",
             "decode tok/s": decode, "prefill s a call": prefill,
             "decode s a call": f"{r['decode_s']:.2f}" + ("" if r["basis"] == "calibrated" else f"-{r['decode_s_hi']:.2f}"),
-            "calls a sample": f"**{r['calls_per_sample']:.0f}** [{r['calls_lo']:.0f}-{r['calls_hi']:.0f}]",
+            "calls a sample": (f"**{r['calls_per_sample']:.0f}** [{r['calls_lo']:.0f}-{r['calls_hi']:.0f}]"
+                               if r["basis"] == "calibrated" else f"range {r['calls_lo']:.0f}-{r['calls_hi']:.0f}"),
             "largest n_ctx": _num(r["max_n_ctx"]),
             f"at {int(long['input_tokens']) if long is not None else 3500} input tokens": at_long}
 
@@ -385,10 +388,14 @@ def gpu_answer() -> str:
     long_by = {tuple(x[k] for k in key): x for x in long[long["batch_size"].eq(1)].to_dict("records")}
 
     def rows_of(r):
+        """(the rows behind a cell's error, its error with the whole source left out or None)."""
         if r.get("split") == "row":
-            return str(r["error_scope"])
+            return str(r["error_scope"]), None
         c = cols[(cols["family"] == r["family"]) & (cols["hardware"] == r["hardware"].replace(" row split", ""))]
-        return str(c["scope"].iloc[0]) if not c.empty else str(r["error_scope"])
+        if c.empty:
+            return str(r["error_scope"]), None
+        loso = c["loso_err_pct"].iloc[0] if "loso_err_pct" in c else None
+        return str(c["scope"].iloc[0]), (None if loso is None or loso != loso else float(loso))
     lines, evidence = [], {}
     for label, kw in ((">= 4 bits", {"min_bits": 4}), (f"floor (PPL +{floor:g})", {"min_bits": 0, "max_ppl_delta": floor})):
         for r in fastenough.answer(table, **kw).to_dict("records"):
@@ -415,10 +422,15 @@ def gpu_answer() -> str:
             "prefill +- its generation's held-out error where it has one). `largest n_ctx`: the largest KV cache a "
             "sequence can allocate on the visible memory (capped at the model's trained context). A cell above the "
             f"plausibility ceiling (implied bandwidth efficiency > {table['efficiency_ceiling'].dropna().iloc[0]:.2f}, the "
-            "highest of any published llama.cpp row) is never an answer.")
+            "highest of any published llama.cpp row) is never an answer. **Read the first line of each card** "
+            "(`>= 4 bits`): that is the answer. `floor`: the lowest bits whose published perplexity increase "
+            f"(llama.cpp's quantize table, Llama-3-8B) is at most {floor:g}, a smaller file of the same or a bigger "
+            "model; `row split`: the 2xT4's other way to split the layers, uncalibrated. A card whose column is a "
+            "range (fewer than two rows of its own) gets no point estimate: its calls a sample are the range.")
     ev = "\n".join(f"- {fam} on {card}: {text}" for (fam, card), text in evidence.items())
     return (head + "\n\n" + analysis.markdown(pd.DataFrame(lines)) + "\n\nEvidence (source; date; build of the rows "
             "each answer rests on):\n\n" + ev + "\n\nWhat would change the answer:\n\n" + _what_would_change(table, cols)
+            + "\n" + _long_inputs(table, long)
             + "\n\n" + _roofline_source())
 
 
@@ -444,6 +456,37 @@ def _what_would_change(table, cols) -> str:
                f"({len(row)} cells, no public 2xT4 row-split row outside the held-out sources): a measured one decides "
                "whether the second card's bandwidth turns into speed over PCIe; at the seed's long inputs the answer "
                "holds only where the column `at ... input tokens` says it fits.")
+    return "\n".join(out)
+
+
+def _long_inputs(table, long) -> str:
+    """One line a card whose answer does not survive the long workload (`prediction_long` rows):
+    what it does there and the answer computed for that workload instead."""
+    import pandas as pd
+    short = fastenough.answer(table, min_bits=4).set_index("hardware")
+    at_long = fastenough.answer(long, min_bits=4).set_index("hardware")
+    n = int(long["input_tokens"].iloc[0])
+    out = []
+    for card in ANSWER_CARDS:
+        if card not in short.index or pd.isna(short.loc[card].get("model")):
+            continue
+        a = short.loc[card]
+        same = long[(long["hardware"] == card) & (long["model"] == a["model"]) & (long["quantization"] == a["quantization"])
+                    & long["batch_size"].eq(1) & long["split"].fillna("layer").eq("layer")]
+        if same.empty or bool(same["fast_enough"].iloc[0]):
+            continue
+        b = at_long.loc[card] if card in at_long.index else None
+        if b is None or pd.isna(b.get("model")):
+            instead = "no candidate is fast enough there"
+        else:
+            calls = (f"{b['calls_per_sample']:.0f} [{b['calls_lo']:.0f}-{b['calls_hi']:.0f}]" if b["basis"] == "calibrated"
+                     else f"range {b['calls_lo']:.0f}-{b['calls_hi']:.0f}")
+            instead = (f"the answer for inputs that long is {b['model']} {b['quantization']} ({b['family']}), "
+                       f"calls a sample {calls}")
+        x = same.iloc[0]
+        out.append(f"- **{card} at the seed's long inputs** ({n} input tokens): {a['model']} {a['quantization']} fits, "
+                   f"but one call's prefill alone ({x['prefill_s_lo']:.1f}-{x['prefill_s_hi']:.1f} s) leaves "
+                   f"{x['calls_lo']:.0f}-{x['calls_hi']:.0f} calls within a sample's budget; {instead}.")
     return "\n".join(out)
 
 
