@@ -13,6 +13,8 @@
 # Every variable that can hold a path is quoted where a recipe uses it (a folder like "My Models").
 lower = $(shell printf '%s' '$(subst ','',$(1))' | tr A-Z a-z)
 flag = $(if $(filter-out 1 true yes on 0 false no off,$(call lower,$($(1))))$(word 2,$($(1))),$(error $(1)=$($(1)) is not yes or no: give 1, true or yes (or 0, false, no)),$(if $(filter 1 true yes on,$(call lower,$($(1)))),1))
+# read once for every target, so that a yes/no variable mistyped stops any make command
+yes_no_checked := $(foreach v,VLLM REDO PLAN INCLUDE_UNFIT,$(call flag,$(v)))
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 TORCH ?= torch==2.13.0
 PARAMS ?= cpu
@@ -93,6 +95,7 @@ KAGGLE_WHEELS ?= prompt-recovery-lab-wheels
 KAGGLE_WHEELHOUSE_MODELS ?=
 kaggle: setup
 	@test -n "$(KAGGLE_USER)" || { echo "make kaggle KAGGLE_USER=<your Kaggle username> (the datasets' and the notebook's owner)"; exit 2; }
+	"$(PY)" scripts/make_kaggle.py "$(KAGGLE_DIR)" --check --user "$(KAGGLE_USER)" --model "$(KAGGLE_MODEL)" --device "$(KAGGLE_DEVICE)" --wheels "$(KAGGLE_WHEELS)" $(if $(KAGGLE_STRATEGY),--strategy "$(KAGGLE_STRATEGY)")
 	KAGGLE_PYTHON="$(KAGGLE_PYTHON)" LLAMA_CMAKE_ARGS="$(WHEELHOUSE_CMAKE_ARGS)" TORCH="$(TORCH)" WHEELHOUSE_MODELS="$(KAGGLE_WHEELHOUSE_MODELS)" scripts/make_wheelhouse.sh "$(KAGGLE_DIR)/wheels" "$(PY)"
 	"$(PY)" scripts/make_kaggle.py "$(KAGGLE_DIR)" --user "$(KAGGLE_USER)" --model "$(KAGGLE_MODEL)" --device "$(KAGGLE_DEVICE)" --wheels "$(KAGGLE_WHEELS)" $(if $(KAGGLE_STRATEGY),--strategy "$(KAGGLE_STRATEGY)")
 

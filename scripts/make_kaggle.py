@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import catalog, notebooks  # noqa: E402
+from shared import catalog, notebooks, prompts  # noqa: E402
 from shared.catalog import LabError  # noqa: E402
 
 COMPETITION = "llm-prompt-recovery"
@@ -124,15 +124,30 @@ def submission_notebook(dst: Path, parameters: dict, source: Path = SUBMISSION) 
     nbformat.write(nb, dst)
 
 
+def check(user: str, model: str, strategy: str | None = None, wheels_slug: str = WHEELS) -> str:
+    """Every argument checked before anything is built or written (`make kaggle` runs this before
+    the wheelhouse): the username, the wheelhouse dataset, the model (a GGUF catalog entry or
+    path; nothing is joined or copied yet) and the strategy. Returns the username; LabError
+    saying what to give otherwise."""
+    user = _slug_user(user)
+    if wheels_slug not in (WHEELS, GPU_WHEELS):
+        raise LabError(f"--wheels {wheels_slug}: {WHEELS} (this machine's wheels/) or {GPU_WHEELS} "
+                       "(the output of build_gpu_wheels.ipynb, made a dataset)")
+    spec = catalog.get(model)
+    if spec.format != "gguf":
+        raise LabError(f"--model {model}: a Kaggle submission here loads a GGUF file with llama.cpp; "
+                       f"{model} is a {spec.format} model. Pick a GGUF entry of {catalog.CATALOG_FILE}")
+    if strategy:
+        prompts.check_strategy(strategy)
+    return user
+
+
 def make(out: Path, user: str, model: str, device: str = "cuda", strategy: str | None = None,
          wheels_slug: str = WHEELS) -> dict:
     """Write the upload folders under `out` (its wheels/ made by make_wheelhouse.sh); returns
     {folder: what it holds}. The submission installs from the dataset `wheels_slug`: the CPU
     wheelhouse of wheels/ (WHEELS), or GPU_WHEELS once kaggle/build_gpu_wheels.ipynb made it."""
-    user = _slug_user(user)
-    if wheels_slug not in (WHEELS, GPU_WHEELS):
-        raise LabError(f"--wheels {wheels_slug}: {WHEELS} (this machine's wheels/) or {GPU_WHEELS} "
-                       "(the output of build_gpu_wheels.ipynb, made a dataset)")
+    user = check(user, model, strategy, wheels_slug)
     wheels = out / "wheels"
     if not (wheels / "install.sh").exists():
         raise LabError(f"{wheels} has no install.sh: make it first (scripts/make_wheelhouse.sh {wheels}, "
@@ -184,8 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategy", default=None, help="default: the notebook's")
     parser.add_argument("--wheels", default=WHEELS, choices=(WHEELS, GPU_WHEELS),
                         help="the wheelhouse dataset the submission installs from")
+    parser.add_argument("--check", action="store_true",
+                        help="only check the arguments (before the wheelhouse is built); write nothing")
     args = parser.parse_args(argv)
     try:
+        if args.check:
+            check(args.user, args.model, args.strategy, args.wheels)
+            return 0
         made = make(args.out, args.user, args.model, args.device, args.strategy, args.wheels)
     except LabError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -193,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder, what in made.items():
         print(f"{args.out / folder}: {what}")
     print(f"upload (README, A submission on Kaggle): kaggle datasets create -p {args.out}/wheels; "
-          f"kaggle datasets create -p {args.out}/model; kaggle kernels push -p {args.out}/notebook")
+          f"kaggle datasets create -p {args.out}/model; kaggle kernels push -p {args.out}/notebook; "
+          f"for a GPU wheelhouse first: kaggle kernels push -p {args.out}/build-gpu")
     return 0
 
 

@@ -181,6 +181,17 @@ def read_pairs(path: str | os.PathLike, required=REQUIRED, blanks: bool = False)
     return pairs
 
 
+def _new_file_mode(path: Path) -> int:
+    """The permission bits `path` would get from a plain open(): its own where it exists, else
+    0o666 less the process umask (the temporary file of an atomic write is made 0o600)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write `df` as UTF-8 CSV (no index) atomically: a temporary file, fsync, one rename.
 
@@ -192,6 +203,7 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _new_file_mode(path))   # mkstemp makes 0600; the file gets open()'s mode
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             df.to_csv(f, index=False)
             f.flush()

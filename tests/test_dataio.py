@@ -1,5 +1,6 @@
 """The competition's CSV format: round trips, and each kind of bad file named by row and column."""
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -107,3 +108,21 @@ def test_submission_refuses_blanks(tmp_path):
     with pytest.raises(DataFileError, match=r"row 2, column 'rewrite_prompt': blank"):
         dataio.write_submission(["a", "b"], ["Make it formal.", " "], tmp_path / "s.csv")
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_a_written_csv_has_the_mode_a_plain_open_gives(tmp_path):
+    """A fresh user's submission.csv came out -rw------- (mkstemp's 0600) beside a 0644 sidecar:
+    a new file gets 0666 less the umask, a replaced file keeps its own mode."""
+    import pandas as pd
+    df = pd.DataFrame({"id": ["a"], "rewrite_prompt": ["Improve this text."]})
+    old = os.umask(0o022)
+    try:
+        new = dataio.write_csv(df, tmp_path / "submission.csv")
+        assert new.stat().st_mode & 0o777 == 0o644
+        new.chmod(0o640)
+        dataio.write_csv(df, new)
+        assert new.stat().st_mode & 0o777 == 0o640
+        os.umask(0o077)
+        assert dataio.write_csv(df, tmp_path / "private.csv").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

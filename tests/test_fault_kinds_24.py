@@ -231,6 +231,10 @@ def test_make_reads_yes_no_variables_as_typed(variable, option):
     done = _make("run", **{variable: "maybe"})
     assert done.returncode != 0 and f"{variable}=maybe is not yes or no" in done.stderr
     assert "maybe is not yes or no" in _make("test", VLLM="maybe").stderr
+    # every target reads them (a fresh user's `make submit ... REDO=maybe` ran the whole job, rc 0)
+    for target in ("submit", "report", "kaggle"):
+        done = _make(target, DATA="x.csv", KAGGLE_USER="lab-test", **{variable: "maybe"})
+        assert done.returncode != 0 and f"{variable}=maybe is not yes or no" in done.stderr, target
 
 
 # --- 24.4 the deadline does not count the model's load; no projection without a computed row -----

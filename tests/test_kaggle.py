@@ -250,3 +250,23 @@ def test_make_kaggle_refuses_bad_input_before_copying(tmp_path):
     with pytest.raises(LabError, match="assigns 'nope' 0 times"):
         make_kaggle.set_defaults("a = 1  # one\n", {"nope": 2})
     assert make_kaggle.set_defaults("a = 1  # one\nb = 'x'", {"a": "s"}) == "a = 's'  # one\nb = 'x'"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--user", "Bad User!", "--model", SMOL], "KAGGLE_USER"),
+    (["--user", "lab-test", "--model", "phi-2"], "is a hf model"),
+    (["--user", "lab-test", "--model", "no-such-model"], "unknown model"),
+    (["--user", "lab-test", "--model", SMOL, "--strategy", "nope"], "unknown strategy 'nope'"),
+])
+def test_make_kaggle_checks_every_argument_before_the_wheelhouse_is_built(tmp_path, arguments, message, capsys):
+    """A fresh user's `make kaggle KAGGLE_USER="Bad User!"` rebuilt the wheelhouse (a first run:
+    minutes of llama.cpp build), replacing a good upload folder, before the username was refused.
+    `make kaggle` now runs `make_kaggle.py --check` first, which writes nothing."""
+    assert make_kaggle.main([str(tmp_path / "up"), "--check", *arguments]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "up").exists()
+    assert make_kaggle.main([str(tmp_path / "up"), "--check", "--user", "lab-test", "--model", SMOL]) == 0
+    assert not (tmp_path / "up").exists()
+    recipe = subprocess.run(["make", "-n", "-o", "setup", "kaggle", "KAGGLE_USER=lab-test"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout.splitlines()
+    check = next(i for i, line in enumerate(recipe) if "make_kaggle.py" in line and "--check" in line)
+    assert check < next(i for i, line in enumerate(recipe) if "make_wheelhouse.sh" in line)
