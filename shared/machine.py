@@ -190,7 +190,12 @@ def adopt(static: dict) -> None:
     _adopted = dict(static)
 
 
+def static_info() -> dict:
+    """Machine, versions and commit: computed once per process (or adopted from the parent), the
+    same for every row a configuration writes; a copy."""
+    return dict(_adopted if _adopted is not None else _static_info())
+
+
 def info() -> dict:
-    """Machine, versions and commit (computed once per process) plus the current UTC time."""
-    static = _adopted if _adopted is not None else _static_info()
-    return {**static, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    """static_info() plus the current UTC time."""
+    return {**static_info(), "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}

@@ -36,15 +36,12 @@ from pathlib import Path
 import yaml
 
 from . import catalog, modelfiles
-from .catalog import LabError
+from .errors import LabError, RooflineError
 
 HARDWARE_FILE = Path(__file__).with_name("hardware.yaml")
 QUANTIZATION_FILE = Path(__file__).parent / "data" / "quantization.yaml"
 GB = 1e9
 
-
-class RooflineError(LabError):
-    """A prediction cannot be made: unknown hardware or quantization, missing model facts."""
 
 
 # ---------------------------------------------------------------------------------------------

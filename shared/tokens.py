@@ -24,7 +24,7 @@ The rules:
   token made special too: the same set on both backends. A chat is rendered with placeholders for the contents, and each run of
   text between two of the template's control tokens is tokenized in one call, as llama.cpp and
   transformers split a whole text; without control-token text in the contents the ids equal
-  both libraries' own tokenization of the rendered chat (tests/test_faults.py).
+  both libraries' own tokenization of the rendered chat (tests/test_tokens_and_text.py).
 - Whole characters. Decoded text never ends in a character cut in half: when the ids end inside
   a multi-byte character (an answer cut at max_new_tokens in the middle of an emoji, a prompt
   truncated to n tokens), the incomplete character is left out. A tokenizer shows it as U+FFFD,
