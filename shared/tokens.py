@@ -41,7 +41,7 @@ import operator
 import re
 from typing import Callable, Mapping, Sequence
 
-from .catalog import LabError, ModelFileError
+from .errors import LabError, ModelFileError
 
 # the texts llama.cpp (src/llama-vocab.cpp of llama-cpp-python 0.3.36) marks as end-of-generation:
 # end-of-turn texts, then its fill-in-the-middle pad / repository / file-separator tokens
