@@ -11,7 +11,7 @@ envs      which Python runs a backend: vLLM's own environment (.venv-vllm), laye
 tokens    rules every backend shares: one stop set, literal prompt text, whole characters, empty input
 timing    generate(), benchmark() and generate_batch(): one record per call, prefill and decode apart
 results   append-only JSON-lines tables, read back as DataFrames
-machine   machine, versions and commit for every row
+machine   machine, versions and commit for every row; machine_label, its short name (ground)
 experiment  run a list of configurations into a table: failures recorded, done ones (same
           settings_hash) skipped; the speed notebook's configurations expanded once
 lifetime  a run's processes end with the run, whatever signal ends it

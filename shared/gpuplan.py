@@ -6,14 +6,14 @@ quantization) with the roofline model's predicted memory a GPU (weights + KV for
 context + runtime buffers, on the card's visible capacity) and seconds (warm-up + repetitions
 of one call), and marks those predicted not to fit; then the batch configurations of the same
 section (batch_plan) and the models the other notebooks load (other_notebooks, memory only).
-The GPU is the one torch sees (its name, through analysis.machine_label, must be in
+The GPU is the one torch sees (its name, through machine.machine_label, must be in
 shared/hardware.yaml), or the one named.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, catalog, errors, experiment, fastenough, roofline
+from . import analysis, catalog, errors, experiment, fastenough, machine, roofline
 
 
 def _need(section: dict, key: str):
@@ -43,7 +43,7 @@ def visible_gpu() -> str | None:
     if not torch.cuda.is_available():
         return None
     n = torch.cuda.device_count()
-    name = analysis.machine_label(torch.cuda.get_device_name(0))
+    name = machine.machine_label(torch.cuda.get_device_name(0))
     return f"{n}x{name}" if n > 1 else name
 
 
