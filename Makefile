@@ -1,5 +1,5 @@
 # make run   : the main job - Iteration 1 notebooks on the embedded models (CPU), then report
-# make test  : the test suite on the embedded models
+# make test  : ruff check (pyproject.toml [tool.ruff]), then the test suite on the embedded models
 # make lab   : JupyterLab on the repository
 # make kaggle KAGGLE_USER=me : the Kaggle upload folders (wheelhouse, model, notebooks; README: A submission on Kaggle)
 # make run PARAMS=gpu PLAN=1 [GPU=2xT4] : print the GPU run's configurations with predicted memory/time, run nothing
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	"$(PY)" -m pip install -q --upgrade pip
 	"$(PY)" -m pip install -q "$(TORCH)"
 	scripts/install_llama_cpp.sh "$(PY)"
-	"$(PY)" -m pip install -q -e .
+	"$(PY)" -m pip install -q -e ".[dev]"
 	touch $@
 
 $(VLLM_VENV)/.installed: $(VENV)/.installed scripts/install_vllm.sh
@@ -46,6 +46,7 @@ run: setup
 
 # the tests marked vllm run vLLM in the test process: under .venv-vllm's Python, when it exists
 test: setup
+	"$(PY)" -m ruff check .
 	"$(PY)" -m pytest -q -ra $(PYTEST_ARGS)
 	if [ -x "$(VLLM_VENV)/bin/python" ]; then "$(VLLM_VENV)/bin/python" -m pytest -q -ra -m vllm $(PYTEST_ARGS); fi
 

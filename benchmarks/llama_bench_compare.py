@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import statistics
 import subprocess
 import sys

@@ -111,7 +111,7 @@ def problems(wheelhouse: Path, cpuinfo: str | None = None) -> list[str]:
     llama = build["llama_cpp"]
     if cpuinfo is None:
         try:
-            cpuinfo = next((l for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("flags")), "")
+            cpuinfo = next((ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags")), "")
         except OSError:
             cpuinfo = ""
     have = set(cpuinfo.split(":", 1)[-1].split())

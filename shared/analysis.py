@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
 
 from . import catalog
+from .machine import machine_label  # noqa: F401  (analysis.machine_label: its old name, kept for callers)
 
 
 CONFIG_KEYS = ("model", "runtime", "machine")
@@ -48,21 +48,6 @@ def _median_std(r) -> str:
     if pd.isna(r["median"]):
         return "n/a"
     return f"{r['median']:.1f} ± {0 if pd.isna(r['std']) else r['std']:.1f}"
-
-
-def machine_label(machine: str) -> str:
-    """A short, scannable name for a row's `machine`: "CPU AMD EPYC (2 cores)" -> "AMD EPYC 2c",
-    "CPU Intel(R) Xeon(R) Processor (2 cores)" -> "Xeon 2c", "2xTesla T4" -> "2xT4",
-    "NVIDIA H200" -> "H200", "NVIDIA GeForce RTX 3090" -> "RTX 3090"."""
-    m = re.fullmatch(r"CPU (.*?) \((\d+) cores\)", str(machine))
-    if m:
-        name = re.sub(r"\((R|TM|tm)\)|\bCPU\b|\bProcessor\b|@.*|\d+-Core", " ", m[1])
-        name = re.sub(r"\bIntel\b\s*(?=Xeon|Core)", "", name)
-        return f"{' '.join(name.split())} {m[2]}c"
-    count, _, name = re.fullmatch(r"(?:(\d+)x)?(.*)", str(machine)).group(1, 0, 2)
-    name = re.sub(r"\b(NVIDIA|GeForce|Tesla)\b|-(PCIE|SXM\d?)-\d+GB|\s+\d+GB (HBM\w*|PCIe)", " ", name)
-    name = " ".join(name.split())
-    return f"{count}x{name}" if count else name
 
 
 def column(df: pd.DataFrame) -> pd.Series:

@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from . import analysis, results, roofline
+from .machine import machine_label
 from .roofline import GB, Calibration, Hardware
 
 PUBLISHED_FILE = Path(__file__).parent / "data" / "published_speeds.yaml"
@@ -160,7 +161,7 @@ def lab_observations(results_dir: str | Path, peaks: list[dict], batched: bool =
             arch = roofline.architecture(model)
             q = roofline.quantization(quant)
         except roofline.RooflineError as e:
-            skipped.append(f"{model} {quant} on {analysis.machine_label(machine)}: {e}")
+            skipped.append(f"{model} {quant} on {machine_label(machine)}: {e}")
             continue
         cbits = roofline.compute_bits(q, hw)
         kv = arch.kv_bytes_per_token(q.bits("kv_bits", cbits))

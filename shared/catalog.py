@@ -19,19 +19,12 @@ from pathlib import Path
 
 import yaml
 
+from .errors import LabError, ModelFileError, UnknownModelError  # noqa: F401  (catalog.LabError still works)
+
 CATALOG_FILE = Path(__file__).with_name("models.yaml")
 
 
-class LabError(ValueError):
-    """Bad input the user can fix; the message says how. Raised before any compute."""
 
-
-class UnknownModelError(LabError):
-    pass
-
-
-class ModelFileError(LabError):
-    """A model file is missing or corrupt (sha256 mismatch)."""
 
 
 def _cache_choice() -> tuple[Path, str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .catalog import LabError
+from .errors import LabError
 
 KAGGLE_FILE = Path(__file__).parent / "data" / "kaggle.yaml"
 

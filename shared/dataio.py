@@ -32,16 +32,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import results
-from .catalog import LabError
+from .errors import DataFileError, LabError
 
 REQUIRED = ("id", "original_text", "rewritten_text")
 PROMPT = "rewrite_prompt"                     # present in training data, absent from the test file
-SUBMISSION = ("id", PROMPT)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 
-
-class DataFileError(LabError):
-    """A data file the lab cannot read as rewrite pairs; the message names row and column."""
 
 
 # a file that starts with one of these byte-order marks is in that encoding (Excel and pandas

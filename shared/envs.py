@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from .catalog import LabError
+from .errors import LabError
 from .machine import REPO
 
 VLLM_ENV = ".venv-vllm"  # under the repository root; PRL_VLLM_PYTHON names another interpreter

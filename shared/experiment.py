@@ -24,6 +24,11 @@ A child never outlives its parent (shared.lifetime): it is killed when the paren
 means, and a SIGTERM or SIGHUP to the parent kills the child's process group and records the
 configuration as interrupted before the parent ends. A rerun skips configurations whose latest
 row from this checkout on this machine is ok unless `redo` is set (see results.done_configs).
+
+What counts as the same configuration: its values and the `settings` the notebook measures it
+with (max_new_tokens, input_tokens, repetitions, device, dtype, n_threads, ...): each row
+records their `settings_hash` (results.settings_hash, as shared.submit's sidecar does), and only
+rows of the same hash are "already measured", so `-p max_new_tokens 64` after a run measures.
 """
 from __future__ import annotations
 
@@ -39,12 +44,12 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import cloudpickle
 
 from . import catalog, envs, lifetime, machine, results
-from .catalog import LabError
+from .errors import LabError
 
 if TYPE_CHECKING:  # pandas and tqdm are imported where used: a child starts faster
     import pandas as pd
@@ -85,15 +90,56 @@ def model_configs(models: list[str], backends: list[str], quantizations: list[st
     return configs
 
 
+def speed_configs(p: Mapping) -> list[dict]:
+    """The speed notebook's configurations from its parameters `p` (all of them: the notebook's
+    defaults, shared.notebooks.defaults, with a params section over them): model_configs of each
+    model with its own quantizations (quantizations_by_model, else quantizations), less the
+    "model backend quantization" strings of skip_configs. The notebook, the GPU plan and the
+    pre-flight all expand them here."""
+    by_model, skip = p.get("quantizations_by_model") or {}, set(p.get("skip_configs") or ())
+    return [c for m in p["models"]
+            for c in model_configs([m], p["backends"], by_model.get(m, p["quantizations"]))
+            if f"{c['model']} {c['backend']} {c['quantization']}" not in skip]
+
+
+def batch_sizes_of(p: Mapping, config: dict) -> list[int]:
+    """The batch sizes the speed notebook times for the batch configuration `config`: its
+    backend's own (batch_sizes_by_backend) or batch_sizes, less "batch model backend quantization
+    size" strings of skip_configs."""
+    skip = set(p.get("skip_configs") or ())
+    sizes = (p.get("batch_sizes_by_backend") or {}).get(config["backend"], p.get("batch_sizes") or [])
+    return [int(b) for b in sizes
+            if f"batch {config['model']} {config['backend']} {config['quantization']} {b}" not in skip]
+
+
+def batch_configs(p: Mapping) -> list[dict]:
+    """The speed notebook's batch configurations from its parameters `p` (as speed_configs):
+    batch_models (else models) x their batch backends (batch_backends_by_model, else
+    batch_backends), quantization none, with the batch sizes as one "1 8 32" string and
+    input_tokens, batch_max_new_tokens; none when batch_sizes is empty."""
+    if not p.get("batch_sizes"):
+        return []
+    by_model = p.get("batch_backends_by_model") or {}
+    return [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_of(p, c)),
+             "input_tokens": p["input_tokens"], "batch_max_new_tokens": p["batch_max_new_tokens"]}
+            for m in (p.get("batch_models") or p["models"])
+            for c in model_configs([m], by_model.get(m, p["batch_backends"]), ["none"])
+            if batch_sizes_of(p, c)]
+
+
 def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: str | Path,
         redo: bool = False, run_id: str | None = None, desc: str = "configs",
-        isolate: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S) -> pd.DataFrame:
+        isolate: bool = True, timeout_s: float | None = DEFAULT_TIMEOUT_S,
+        settings: dict | None = None) -> pd.DataFrame:
     """Call `measure(config)` for each config not yet done, appending its rows; return the table.
 
     isolate: run each configuration in its own child process (True), so that a crash or a hang
         becomes a failed row; False runs it in this process (for debugging; a crash then kills
         the caller, and `measure` may use objects that cannot be pickled, like a loaded model).
     timeout_s: seconds after which an isolated configuration is stopped (None: no limit).
+    settings: the parameters every configuration is measured with that are not in the
+        configuration itself (max_new_tokens, repetitions, device, ...): their settings_hash is
+        part of each row and of what counts as already measured (see the module's docstring).
     Raises LabError, before any configuration runs, when `measure` cannot be sent to a child or
     the table cannot be written (results.check_writable).
     """
@@ -105,15 +151,17 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
     from tqdm.auto import tqdm
 
     run_id = run_id or results.new_run_id()
-    done = set() if redo or not configs else results.done_configs(path, list(configs[0]))
+    # the settings' hash: a column of every row (as machine.info's are) and part of its identity
+    tag = {} if settings is None else {"settings_hash": results.settings_hash(settings)}
+    done = set() if redo or not configs else results.done_configs(path, [*configs[0], *tag])
     counts = {"measured": 0, "skipped": 0, "failed": 0}
     with lifetime.signals_raise():  # SIGTERM, SIGHUP: the child is killed before this process ends
         for config in (bar := tqdm(configs, desc=desc)):
             bar.set_postfix_str(" ".join(str(v) for v in config.values()))
-            if tuple(config.values()) in done:
+            if (*config.values(), *tag.values()) in done:
                 counts["skipped"] += 1
                 continue
-            base = _static_info()
+            base = {**machine.static_info(), **tag}
             try:
                 ok = (_run_isolated(measure, config, path, run_id, base, timeout_s) if isolate
                       else _measure_into(measure, config, path, run_id, base))
@@ -128,13 +176,6 @@ def run(configs: list[dict], measure: Callable[[dict], Iterable[dict]], path: st
     print(f"{desc}: {counts['measured']} measured, {counts['skipped']} already measured by this "
           f"checkout (redo=True to measure again), {counts['failed']} failed -> {machine.shown(path)}")
     return results.read(path)
-
-
-def _static_info() -> dict:
-    """machine.info() without its timestamp: the same for every row of one configuration."""
-    info = machine.info()
-    info.pop("timestamp")
-    return info
 
 
 def _now() -> str:
@@ -174,7 +215,7 @@ def _child_main(blob: bytes) -> None:
     """In the child: measure one configuration into the table, then exit without teardown
     (a library that crashes while unloading must not turn finished rows into a failure)."""
     measure, config, path, run_id, base = cloudpickle.loads(blob)
-    machine.adopt(base)  # the parent's machine.info(): no probing again in every child
+    machine.adopt({k: v for k, v in base.items() if k != "settings_hash"})  # the parent's: no probing again
     ok = _measure_into(measure, config, path, run_id, base)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -6,14 +6,23 @@ quantization) with the roofline model's predicted memory a GPU (weights + KV for
 context + runtime buffers, on the card's visible capacity) and seconds (warm-up + repetitions
 of one call), and marks those predicted not to fit; then the batch configurations of the same
 section (batch_plan) and the models the other notebooks load (other_notebooks, memory only).
-The GPU is the one torch sees (its name, through analysis.machine_label, must be in
+The GPU is the one torch sees (its name, through machine.machine_label, must be in
 shared/hardware.yaml), or the one named.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from . import analysis, catalog, experiment, fastenough, roofline
+from . import analysis, catalog, errors, experiment, fastenough, machine, roofline
+
+
+def _need(section: dict, key: str):
+    """section[key]; LabError naming the key where a caller passed a bare params section (the
+    notebook's defaults live in its parameters cell: shared.notebooks.defaults)."""
+    if key not in section:
+        raise errors.LabError(f"the speed parameters lack {key!r}: plan with the notebook's parameters "
+                               "(notebooks.defaults of speed.ipynb) with the params section over them")
+    return section[key]
 
 
 def quantization_key(config: dict, device: str = "cuda") -> str:
@@ -34,7 +43,7 @@ def visible_gpu() -> str | None:
     if not torch.cuda.is_available():
         return None
     n = torch.cuda.device_count()
-    name = analysis.machine_label(torch.cuda.get_device_name(0))
+    name = machine.machine_label(torch.cuda.get_device_name(0))
     return f"{n}x{name}" if n > 1 else name
 
 
@@ -48,7 +57,7 @@ def gpu_label(name: str) -> str:
     except roofline.RooflineError:
         hw = None
     if hw is None or hw.kind != "gpu":
-        raise catalog.LabError(f"unknown GPU {name!r} to plan for: known GPUs (shared/hardware.yaml) are "
+        raise errors.LabError(f"unknown GPU {name!r} to plan for: known GPUs (shared/hardware.yaml) are "
                                f"{', '.join(known)}; e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4")
     return hw.label
 
@@ -60,22 +69,20 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
     the hardware or model facts that are missing, before anything is loaded."""
     hw = roofline.hardware(hardware)
     m = model or fastenough.Model(hardware=(hw.label,))
-    n_in, n_out = int(section.get("input_tokens", 500)), int(section.get("max_new_tokens", 128))
-    calls = int(section.get("repetitions", 5)) + 1
-    by_model = section.get("quantizations_by_model", {}) or {}
+    n_in, n_out = int(_need(section, "input_tokens")), int(_need(section, "max_new_tokens"))
+    calls = int(_need(section, "repetitions")) + 1
     rows = []
-    for name in section["models"]:
-        for config in experiment.model_configs([name], section["backends"],
-                                               by_model.get(name, section.get("quantizations", ["none"]))):
-            q = quantization_key(config, section.get("device", "cuda"))
-            spec = catalog.get(name)
-            p = m.predict(name, q, hw.key, n_in, n_out, budget_s)
-            rows.append({"model": name, "backend": config["backend"], "quantization": q,
-                         "config": f"{name} {config['backend']} {config['quantization']}",
-                         "memory_per_gpu_gb": p.memory_per_gpu_gb, "visible_gb": p.memory_available_gb,
-                         "margin_gb": p.memory_margin_gb, "s_per_call": p.s_per_sample * 1,
-                         "s_total": p.s_per_sample * calls, "load_s": p.load_s, "calibrated": p.calibrated,
-                         "fits": p.fits_memory is not False, "source": spec.source})
+    for config in experiment.speed_configs({**section, "skip_configs": []}):  # as the notebook expands them
+        name = config["model"]
+        q = quantization_key(config, section.get("device", "cuda"))
+        spec = catalog.get(name)
+        p = m.predict(name, q, hw.key, n_in, n_out, budget_s)
+        rows.append({"model": name, "backend": config["backend"], "quantization": q,
+                     "config": f"{name} {config['backend']} {config['quantization']}",
+                     "memory_per_gpu_gb": p.memory_per_gpu_gb, "visible_gb": p.memory_available_gb,
+                     "margin_gb": p.memory_margin_gb, "s_per_call": p.s_per_sample * 1,
+                     "s_total": p.s_per_sample * calls, "load_s": p.load_s, "calibrated": p.calibrated,
+                     "fits": p.fits_memory is not False, "source": spec.source})
     return pd.DataFrame(rows)
 
 
@@ -94,43 +101,39 @@ def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = No
     A checkpoint whose quantization the roofline has no facts for gets no memory and fits None
     (run, not skipped: nothing says it would not fit); vLLM on a card it has no kernels for fits
     False. `skip` is the speed notebook's skip_configs string of the row."""
-    sizes = [int(b) for b in section.get("batch_sizes") or []]
-    if not sizes:
+    if not section.get("batch_sizes"):
         return pd.DataFrame()
     hw = roofline.hardware(hardware)
     m = model or fastenough.Model(hardware=(hw.label,))
-    n_in, n_out = int(section.get("input_tokens", 500)), int(section.get("batch_max_new_tokens", 64))
-    by_model = section.get("batch_backends_by_model", {}) or {}
-    by_backend = section.get("batch_sizes_by_backend", {}) or {}
+    n_in, n_out = int(_need(section, "input_tokens")), int(_need(section, "batch_max_new_tokens"))
     rows = []
-    for name in section.get("batch_models") or section["models"]:
+    for config in experiment.batch_configs({**section, "skip_configs": []}):  # as the notebook does
+        name, backend = config["model"], config["backend"]
         spec = catalog.get(name)
-        for config in experiment.model_configs([name], by_model.get(name, section.get("batch_backends", [])), ["none"]):
-            backend = config["backend"]
-            q = str(spec.quantization) if spec.quantization not in ("none", None) else "fp16"
-            for b in [int(x) for x in by_backend.get(backend, sizes)]:
-                row = {"model": name, "backend": backend, "quantization": q, "batch_size": b,
-                       "skip": f"batch {name} {backend} {config['quantization']} {b}",
-                       "memory_per_gpu_gb": None, "visible_gb": hw.usable_memory_gb, "margin_gb": None,
-                       "s_per_batch": None, "fits": None, "note": ""}
-                if backend == "vllm" and hw.generation in VLLM_UNSUPPORTED_GENERATIONS:
-                    row.update(fits=False, note=f"vLLM has no kernels for {hw.generation} (compute capability < 7.0)")
-                try:
-                    p = m.predict(name, q, hw.key, n_in, n_out, budget_s, b)
-                except roofline.RooflineError as e:
-                    row["note"] = row["note"] or f"no memory facts for {q}: {str(e).split(':')[0]}"
-                else:
-                    # vLLM pages its KV cache: what must fit is the weights and one sequence's KV
-                    # (a batch that holds more runs in turns); llama.cpp allocates n_ctx x slots at load
-                    need = m.predict(name, q, hw.key, n_in, n_out, budget_s, 1) if backend == "vllm" else p
-                    row.update(memory_per_gpu_gb=need.memory_per_gpu_gb, margin_gb=need.memory_margin_gb,
-                               s_per_batch=p.s_per_sample * b)
-                    if row["fits"] is None:
-                        row["fits"] = need.fits_memory is not False
-                    if backend == "vllm":
-                        row["note"] = row["note"] or (f"memory: weights + one sequence's KV (vLLM pages the rest); "
-                                                      f"time: {p.family} constants, no vLLM row calibrates it")
-                rows.append(row)
+        q = str(spec.quantization) if spec.quantization not in ("none", None) else "fp16"
+        for b in [int(x) for x in config["batch_sizes"].split()]:
+            row = {"model": name, "backend": backend, "quantization": q, "batch_size": b,
+                   "skip": f"batch {name} {backend} {config['quantization']} {b}",
+                   "memory_per_gpu_gb": None, "visible_gb": hw.usable_memory_gb, "margin_gb": None,
+                   "s_per_batch": None, "fits": None, "note": ""}
+            if backend == "vllm" and hw.generation in VLLM_UNSUPPORTED_GENERATIONS:
+                row.update(fits=False, note=f"vLLM has no kernels for {hw.generation} (compute capability < 7.0)")
+            try:
+                p = m.predict(name, q, hw.key, n_in, n_out, budget_s, b)
+            except roofline.RooflineError as e:
+                row["note"] = row["note"] or f"no memory facts for {q}: {str(e).split(':')[0]}"
+            else:
+                # vLLM pages its KV cache: what must fit is the weights and one sequence's KV
+                # (a batch that holds more runs in turns); llama.cpp allocates n_ctx x slots at load
+                need = m.predict(name, q, hw.key, n_in, n_out, budget_s, 1) if backend == "vllm" else p
+                row.update(memory_per_gpu_gb=need.memory_per_gpu_gb, margin_gb=need.memory_margin_gb,
+                           s_per_batch=p.s_per_sample * b)
+                if row["fits"] is None:
+                    row["fits"] = need.fits_memory is not False
+                if backend == "vllm":
+                    row["note"] = row["note"] or (f"memory: weights + one sequence's KV (vLLM pages the rest); "
+                                                  f"time: {p.family} constants, no vLLM row calibrates it")
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -224,7 +227,8 @@ def unfit_configs(section: dict, hardware: str | None = None) -> tuple[str | Non
     label = hardware or visible_gpu()
     if label is None or section.get("device", "cpu") != "cuda":
         return label, []
-    table = plan(section, label)
-    batches = batch_plan(section, label)
+    predictor = fastenough.Model(hardware=(roofline.hardware(label).label,))  # built once for both
+    table = plan(section, label, predictor)
+    batches = batch_plan(section, label, predictor)
     skip = batches.loc[batches["fits"].eq(False), "skip"].tolist() if not batches.empty else []
     return label, table.loc[~table["fits"], "config"].tolist() + skip

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
-from . import catalog, machine, tokens
+from . import catalog, errors, machine, tokens
 from .model import LoadedModel, check_batch, stop_reason
 from .timing import TimedOutput, clock
 
@@ -136,10 +136,10 @@ class TokenizerRules:
         by its template. Prompt and message contents are literal text (shared.tokens)."""
         if messages is not None:
             if not self.has_chat_template:
-                raise catalog.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
+                raise errors.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
             return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
         if not isinstance(prompt, str):
-            raise catalog.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+            raise errors.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
         return self.tokenizer(prompt, split_special_tokens=True)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:

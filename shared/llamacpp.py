@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import catalog, machine, tokens
+from . import catalog, errors, machine, tokens
 from .model import LoadedModel
 from .timing import TimedOutput, clock
 
@@ -73,10 +73,10 @@ class LlamaCppModel(LoadedModel):
         by its template. Prompt and message contents are literal text (shared.tokens)."""
         if messages is not None:
             if not self.chat_template:
-                raise catalog.LabError(f"{self.name}: the GGUF file has no chat template; pass prompt=")
+                raise errors.LabError(f"{self.name}: the GGUF file has no chat template; pass prompt=")
             return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
         if not isinstance(prompt, str):
-            raise catalog.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+            raise errors.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
         return self.llm.tokenize(prompt.encode(), add_bos=self.add_bos, special=False)
 
     def decode(self, ids: Sequence[int]) -> str:
@@ -90,7 +90,7 @@ class LlamaCppModel(LoadedModel):
         previous call evaluated (a few-shot preamble), prefill only the rest; the output's
         reused_tokens says how many were kept. Default: an empty KV cache every call."""
         if batch_size != 1:
-            raise catalog.LabError("the llama_cpp backend times one sequence at a time (batch_size=1)")
+            raise errors.LabError("the llama_cpp backend times one sequence at a time (batch_size=1)")
         input_ids = tokens.check_ids(input_ids, self.n_vocab)  # llama.cpp fails on an empty batch
         llm = self.llm
         reused = 0

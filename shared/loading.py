@@ -12,17 +12,19 @@ import functools
 import sys
 
 from . import catalog, timing
-from .catalog import LabError
+from .errors import LabError, UnsupportedQuantizationError
 from .model import LoadedModel, check_batch, stop_reason  # noqa: F401  (the interface, still loading.*)
 
 BACKENDS = ("transformers", "llama_cpp", "vllm")
+# What LoadedModel.generate_batch does with several prompts, per backend: transformers overrides
+# it (one generate call, left padding), vLLM overrides timed_generate_batch (continuous batching);
+# a backend not named here answers them one at a time (the interface's default loop).
+BATCHES = {"transformers": "decodes them together (one generate call, left padding)",
+           "vllm": "schedules them together (continuous batching)"}
 HF_QUANTIZATIONS = ("none", "8bit", "4bit")  # bitsandbytes: LLM.int8 and nf4 with double quant
 VLLM_QUANTIZATIONS = ("none", "awq", "gptq")  # checkpoints quantized that way on the hub
 VLLM_MIN_CAPABILITY = (7, 0)  # vLLM's GPU requirement (docs: compute capability 7.0 or higher)
 
-
-class UnsupportedQuantizationError(LabError):
-    pass
 
 
 def check(spec: catalog.ModelSpec, backend: str, quantization: str) -> None:

@@ -15,6 +15,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import re
 import subprocess
 import sys
 import uuid
@@ -190,7 +191,27 @@ def adopt(static: dict) -> None:
     _adopted = dict(static)
 
 
+def static_info() -> dict:
+    """Machine, versions and commit: computed once per process (or adopted from the parent), the
+    same for every row a configuration writes; a copy."""
+    return dict(_adopted if _adopted is not None else _static_info())
+
+
 def info() -> dict:
-    """Machine, versions and commit (computed once per process) plus the current UTC time."""
-    static = _adopted if _adopted is not None else _static_info()
-    return {**static, "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    """static_info() plus the current UTC time."""
+    return {**static_info(), "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def machine_label(machine: str) -> str:
+    """A short, scannable name for a row's `machine`: "CPU AMD EPYC (2 cores)" -> "AMD EPYC 2c",
+    "CPU Intel(R) Xeon(R) Processor (2 cores)" -> "Xeon 2c", "2xTesla T4" -> "2xT4",
+    "NVIDIA H200" -> "H200", "NVIDIA GeForce RTX 3090" -> "RTX 3090"."""
+    m = re.fullmatch(r"CPU (.*?) \((\d+) cores\)", str(machine))
+    if m:
+        name = re.sub(r"\((R|TM|tm)\)|\bCPU\b|\bProcessor\b|@.*|\d+-Core", " ", m[1])
+        name = re.sub(r"\bIntel\b\s*(?=Xeon|Core)", "", name)
+        return f"{' '.join(name.split())} {m[2]}c"
+    count, _, name = re.fullmatch(r"(?:(\d+)x)?(.*)", str(machine)).group(1, 0, 2)
+    name = re.sub(r"\b(NVIDIA|GeForce|Tesla)\b|-(PCIE|SXM\d?)-\d+GB|\s+\d+GB (HBM\w*|PCIe)", " ", name)
+    name = " ".join(name.split())
+    return f"{count}x{name}" if count else name

@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from .catalog import LabError
+from .errors import LabError
 from .metrics import Encoder
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .catalog import LabError
+from .errors import LabError
 
 T5_HUB_ID = "sentence-transformers/sentence-t5-base"
 FALLBACK_PROMPT = "Improve this text."  # what a blank prediction becomes (Kaggle rejects nulls)

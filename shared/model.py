@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from . import catalog, tokens
+from . import catalog, errors, tokens
 from .timing import BatchTimedOutput, clock
 
 
@@ -112,9 +112,9 @@ def check_batch(batch_ids, max_new_tokens: int, n_vocab: int | None = None) -> l
     """The prompts of generate_batch as lists of ints; LabError when the batch or a prompt is
     empty or malformed, or max_new_tokens < 1."""
     if isinstance(batch_ids, (str, bytes)) or not isinstance(batch_ids, Sequence) or not batch_ids:
-        raise catalog.LabError(f"batch_ids must be a non-empty list of token-id lists, got {batch_ids!r:.80}")
+        raise errors.LabError(f"batch_ids must be a non-empty list of token-id lists, got {batch_ids!r:.80}")
     if max_new_tokens < 1:
-        raise catalog.LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        raise errors.LabError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     return [tokens.check_ids(ids, n_vocab) for ids in batch_ids]
 
 

@@ -12,12 +12,17 @@ times of a git checkout or a copy say nothing about which side was edited, so a 
 our own could overwrite the edit with the stale cells; and a main job that rewrites source
 files leaves a diff nobody asked for. The message names the newer file, so the user can see
 what `make sync` will keep before running it.
+
+Parameters: papermill only warns about a parameter the notebook's `parameters` cell does not
+set, and the notebook then measures its default (a typo in params/*.yaml or `-p`).
+`check_parameters` refuses such names, listing the notebook's parameters; `execute` calls it
+before the kernel starts and the main job (shared.runbook) for every notebook before the first.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .catalog import LabError
+from .errors import LabError
 
 
 def _cells(path: Path) -> list[tuple]:
@@ -64,14 +69,51 @@ def check(paths: list[str | Path]) -> None:
                        "then run again\n  " + "\n  ".join(problems))
 
 
+def defaults(ipynb: str | Path) -> dict:
+    """The notebook's parameters cell as {name: value} (papermill's reading; a default that is
+    not a Python literal is left out). LabError when the notebook cannot be read."""
+    import ast
+
+    import papermill
+
+    out = {}
+    for name, p in papermill.inspect_notebook(str(ipynb)).items():
+        try:
+            out[name] = ast.literal_eval(p["default"])
+        except (ValueError, SyntaxError):
+            pass
+    return out
+
+
+def parameter_names(ipynb: str | Path) -> list[str]:
+    """The names the notebook's `parameters` cell sets, in its order (papermill's reading)."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(ipynb)))
+
+
+def check_parameters(ipynb: str | Path, parameters, where: str = "") -> None:
+    """LabError naming the unknown names of `parameters` (a mapping or names) and the notebook's
+    own parameters, when `parameters` holds a name its parameters cell does not set; `where`
+    says where they came from (e.g. "params/cpu.yaml, section 'speed'")."""
+    known = parameter_names(ipynb)
+    unknown = [name for name in parameters if name not in known]
+    if unknown:
+        raise LabError(f"{Path(ipynb).stem}: unknown parameter{'s' if len(unknown) > 1 else ''} "
+                       f"{', '.join(map(repr, unknown))}{' in ' + where if where else ''}; nothing was run. "
+                       f"Its parameters are: {', '.join(known)}")
+
+
 def execute(ipynb: str | Path, output: str | Path, **kwargs):
     """papermill.execute_notebook(ipynb, output, **kwargs) after `check([ipynb])`; the paths
     papermill records in the executed notebook's metadata are made repository-relative (also
     when a cell failed), so a committed notebook does not carry the absolute paths of the
-    machine that ran it."""
+    machine that ran it. LabError before the kernel starts for an unknown parameter name
+    (check_parameters) or an unsynced pair (check)."""
     import papermill
 
     check([ipynb])
+    check_parameters(ipynb, kwargs.get("parameters") or {})
     try:
         return papermill.execute_notebook(ipynb, output, **kwargs)
     finally:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Mapping, MutableMapping, Sequence
 
-from .catalog import LabError
+from .errors import LabError
 
 
 def as_list(name: str, value) -> list:

@@ -17,15 +17,14 @@ Nothing is loaded and nothing is downloaded; the only network use is one connect
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import os
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import catalog, loading
-from .catalog import LabError
+from . import catalog, experiment, loading, notebooks
+from .errors import LabError
 
 MODEL_KEYS = ("models", "model", "generator")  # the parameters that name models to load
 HUB_TIMEOUT_S = 3.0
@@ -40,21 +39,25 @@ class Config:
     device: str
 
 
-def _defaults(ipynb: Path) -> dict:
-    """The notebook's parameters cell as values (papermill's reading, literals only)."""
-    import papermill
-
-    out = {}
-    for name, p in papermill.inspect_notebook(str(ipynb)).items():
-        try:
-            out[name] = ast.literal_eval(p["default"])
-        except (ValueError, SyntaxError):
-            pass
-    return out
-
-
 def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _known(model: str) -> bool:
+    try:
+        catalog.get(model)
+    except LabError:
+        return False
+    return True
+
+
+def as_lists(p: dict) -> dict:
+    """The speed notebook's list parameters of `p` as lists (its as_lists cell, for a params
+    section that gives one value)."""
+    lists = ("models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends")
+    maps = ("quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model")
+    return {**p, **{k: _as_list(p[k]) for k in lists if k in p},
+            **{k: {m: _as_list(v) for m, v in (p[k] or {}).items()} for k in maps if k in p}}
 
 
 def configs(iteration: Path, names: list[str], sections: dict) -> list[Config]:
@@ -62,7 +65,19 @@ def configs(iteration: Path, names: list[str], sections: dict) -> list[Config]:
     notebook's defaults overridden by its section of the parameter set."""
     out = []
     for name in names:
-        p = {**_defaults(iteration / f"{name}.ipynb"), **(sections.get(name) or {})}
+        p = {**notebooks.defaults(iteration / f"{name}.ipynb"), **(sections.get(name) or {})}
+        if name == "speed":  # its configurations and batch configurations, as the notebook expands them
+            p, device = as_lists(p), str(p.get("device", "cpu"))
+            named = [*p.get("models", []), *p.get("batch_models", [])]
+            unknown = [m for m in dict.fromkeys(named) if not _known(m)]  # listed by problems(), once
+            out += [Config(name, m, "transformers", "none", device) for m in unknown]
+            known = {k: [m for m in p.get(k, []) if m not in unknown] for k in ("models", "batch_models")}
+            if known["batch_models"] or not p.get("batch_models"):  # [] means the models above
+                out += [Config(name, c["model"], c["backend"], c["quantization"], device)
+                        for c in experiment.batch_configs({**p, **known})]
+            out += [Config(name, c["model"], c["backend"], c["quantization"], device)
+                    for c in experiment.speed_configs({**p, **known})]
+            continue
         key = next((k for k in MODEL_KEYS if p.get(k)), None)
         if key is None:  # a notebook that loads no model (roofline: facts only)
             continue

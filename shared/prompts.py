@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 
 from . import timing
-from .catalog import LabError
+from .errors import LabError
 
 TEMPLATES_FILE = Path(__file__).with_name("data") / "prompt_templates.yaml"
 STRATEGIES = ("fixed_prompt", "mean_prompt", "direct", "direct_mean", "two_step", "few_shot")  # required

@@ -3,7 +3,7 @@
 A fresh clone's main job measures everything again (its rows are not this checkout's, see
 results.done_configs). This module compares what the run appended with the rows that were in
 the tables before it started (in a fresh clone: the committed rows), for the same machine label
-(analysis.machine_label: "AMD EPYC 2c") and CPU vector extension (machine.row_isa: an AVX-512 and
+(machine.machine_label: "AMD EPYC 2c") and CPU vector extension (machine.row_isa: an AVX-512 and
 an AVX2 EPYC share that label, not their speed), one line per configuration and headline metric:
 
 - before: the median of the earlier rows' values, and their spread (lowest and highest value,
@@ -77,14 +77,14 @@ def compare(headlines: list[Headline], before: dict[Path, set], label: str | Non
     vector extension `isa` (defaults: this machine's) count on either side."""
     import pandas as pd
 
-    label = label or analysis.machine_label(machine.info()["machine"])
+    label = label or machine.machine_label(machine.info()["machine"])
     isa = isa if isa is not None else machine.info().get("cpu_isa", "")
     lines = []
     for h in headlines:
         df = results.read(h.table)
         if df.empty or "run_id" not in df or "machine" not in df:
             continue
-        df = df[df["machine"].map(analysis.machine_label).eq(label)]
+        df = df[df["machine"].map(machine.machine_label).eq(label)]
         if isa and not df.empty:  # a row that cannot say which CPU measured it proves nothing here
             df = df[[machine.row_isa(r) == isa for r in df.to_dict("records")]]
         new = df["run_id"].isin(set(df["run_id"].dropna()) - before.get(h.table, set()))
@@ -115,7 +115,7 @@ def compare(headlines: list[Headline], before: dict[Path, set], label: str | Non
 
 def markdown(table: "pd.DataFrame", label: str | None = None) -> str:
     """The comparison as text for the end of the main job."""
-    label = label or analysis.machine_label(machine.info()["machine"])
+    label = label or machine.machine_label(machine.info()["machine"])
     if table.empty:
         return (f"reproduction ({label}): this run measured nothing new; configurations this "
                 "checkout already measured are skipped (REDO=1 measures them again)")

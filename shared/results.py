@@ -11,6 +11,7 @@ the reason: the rows before it stay whole.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from . import machine
-from .catalog import LabError
+from .errors import TableWriteError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,6 +34,13 @@ def new_run_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
+def settings_hash(settings: Mapping) -> str:
+    """8 hex characters of sha1 over `settings` (JSON, keys sorted): the parameters that change a
+    measurement or a prediction, as one column of its row and part of what counts as done
+    (shared.experiment.run, shared.submit's sidecar)."""
+    return hashlib.sha1(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def _clean(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -40,10 +48,6 @@ def _clean(value):
         return str(value)
     return value
 
-
-class TableWriteError(LabError):
-    """A row could not be appended (no space left, a quota, a read-only folder); the table's
-    earlier rows are whole."""
 
 
 def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | None = None) -> None:

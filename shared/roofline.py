@@ -36,15 +36,13 @@ from pathlib import Path
 import yaml
 
 from . import catalog, modelfiles
-from .catalog import LabError
+from .machine import machine_label
+from .errors import LabError, RooflineError
 
 HARDWARE_FILE = Path(__file__).with_name("hardware.yaml")
 QUANTIZATION_FILE = Path(__file__).parent / "data" / "quantization.yaml"
 GB = 1e9
 
-
-class RooflineError(LabError):
-    """A prediction cannot be made: unknown hardware or quantization, missing model facts."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +93,6 @@ def hardware_table(path: Path = HARDWARE_FILE) -> dict[str, Hardware]:
 
 def cpu_from_peaks(row: dict) -> Hardware:
     """A CPU as the lab measured it (a row of machine_peaks.jsonl, see shared/peaks.py)."""
-    from .analysis import machine_label
     return Hardware(key=row["machine"], label=machine_label(row["machine"]), kind="cpu", count=1,
                     memory_gb=row.get("memory_total_gb"), bandwidth_gb_s=row["triad_gb_s"],
                     peak_tflops={"fp32": row["matmul_fp32_tflops"]},
@@ -109,7 +106,6 @@ def hardware(name: str, peaks: list[dict] | None = None) -> Hardware:
     CPUs come from measured peaks (rows of shared/peaks.py: pass them as `peaks`). Raises
     RooflineError listing what is known.
     """
-    from .analysis import machine_label
     table = hardware_table()
     if name in table:
         return table[name]

@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from . import lifetime, notebooks, preflight, report, reproduction
-from .catalog import LabError
+from .errors import LabError
 from .machine import REPO, shown
 
 
@@ -104,12 +104,13 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     config = load_params(iteration, params)
     names = only or config["notebooks"]
     if "speed" in names and not include_unfit:
-        config = skip_unfit(config)
+        config = skip_unfit(iteration, config)
     unknown = [n for n in names if not (iteration / f"{n}.ipynb").exists()
                and not (iteration / f"{n}.py").exists()]
     if unknown:
         raise SystemExit(f"no notebook {unknown} in {iteration}; have {config['notebooks']}")
     check_notebooks(iteration, names)
+    check_parameters(iteration, names, config, params, overrides)
     preflight_check(iteration, names, config, params)
     headlines = report.headlines(iteration)
     before = reproduction.snapshot(headlines)
@@ -174,6 +175,23 @@ def check_notebooks(iteration: Path, names: list[str]) -> None:
         raise SystemExit(str(e)) from None
 
 
+def check_parameters(iteration: Path, names: list[str], config: dict, params: str,
+                     overrides: dict | None = None) -> None:
+    """Stop before anything runs when a notebook's section of params/<params>.yaml (or an
+    override) names a parameter the notebook does not have: papermill would only warn and the
+    notebook would measure its default. One message per notebook, naming its parameters."""
+    problems = []
+    for name in names:
+        try:
+            notebooks.check_parameters(iteration / f"{name}.ipynb", config.get(name) or {},
+                                       f"params/{params}.yaml, section {name!r}")
+            notebooks.check_parameters(iteration / f"{name}.ipynb", overrides or {}, "the command line")
+        except LabError as e:
+            problems.append(str(e))
+    if problems:
+        raise SystemExit("\n".join(problems))
+
+
 def preflight_check(iteration: Path, names: list[str], config: dict, params: str) -> None:
     """Stop before the first configuration when this machine cannot run the job: one message
     listing what is missing for every configuration of every notebook (shared.preflight)."""
@@ -209,12 +227,18 @@ def stopped(stop: "lifetime.Stopped") -> None:
     lifetime.resend(stop)
 
 
-def skip_unfit(config: dict) -> dict:
+def speed_parameters(iteration: Path, config: dict) -> dict:
+    """The speed notebook's parameters on this job: its parameters cell's defaults with the
+    params section over them (the defaults live in the notebook only)."""
+    return {**notebooks.defaults(iteration / "speed.ipynb"), **(config.get("speed") or {})}
+
+
+def skip_unfit(iteration: Path, config: dict) -> dict:
     """The params with the speed configurations predicted not to fit this GPU added to the speed
     notebook's `skip_configs` (shared/gpuplan.py; nothing changes without a visible GPU)."""
     from . import gpuplan
     try:
-        label, unfit = gpuplan.unfit_configs(config.get("speed", {}))
+        label, unfit = gpuplan.unfit_configs(speed_parameters(iteration, config))
     except LabError as e:  # a GPU or model the roofline has no facts for: nothing predicted, nothing skipped
         print(f"== no memory plan for this GPU, every configuration runs: {e}", flush=True)
         return config
@@ -233,6 +257,7 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     from . import gpuplan
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)   # an unknown set stops here, before the GPU is asked for
+    check_parameters(iteration, config.get("notebooks", []), config, params)  # and a typo in it
     label = gpu or gpuplan.visible_gpu()
     if label is None:
         raise SystemExit("no CUDA GPU visible: name the one to plan for, e.g. make run PARAMS=gpu PLAN=1 GPU=2xT4 (runbook --plan --gpu 2xT4)")
@@ -240,15 +265,17 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
         label = gpuplan.gpu_label(label)   # a typo stops here, before any model
     except LabError as e:
         raise SystemExit(str(e)) from None
-    speed = config.get("speed") or {}
+    speed = speed_parameters(iteration, config)
     if speed.get("device", "cpu") != "cuda":
         raise SystemExit(f"parameter set {params!r} runs its speed configurations on {speed.get('device', 'cpu')!r}, "
                          f"not a GPU: nothing to plan (plan a GPU run: make run PARAMS=gpu PLAN=1 GPU={label})")
-    print(gpuplan.describe(gpuplan.plan(speed, label), label))
-    batches = gpuplan.describe_batches(gpuplan.batch_plan(speed, label), label)
+    from . import fastenough
+    predictor = fastenough.Model(hardware=(label,))  # calibrated once for the three tables
+    print(gpuplan.describe(gpuplan.plan(speed, label, predictor), label))
+    batches = gpuplan.describe_batches(gpuplan.batch_plan(speed, label, predictor), label)
     if batches:
         print("\n" + batches)
-    others = gpuplan.describe_others(gpuplan.other_notebooks(iteration, config, label), label)
+    others = gpuplan.describe_others(gpuplan.other_notebooks(iteration, config, label, predictor), label)
     if others:
         print("\n" + others)
     return 0

@@ -21,7 +21,7 @@ import sys
 import pandas as pd
 
 from . import dataio
-from .catalog import LabError
+from .errors import LabError
 
 
 def parse(shard: str | None) -> tuple[int, int] | None:

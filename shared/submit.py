@@ -45,7 +45,6 @@ import argparse
 import functools
 import hashlib
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -56,7 +55,7 @@ from tqdm.auto import tqdm
 
 from . import catalog, competition, dataio, envs, loading, metrics, prompts, results, shards
 from .machine import REPO
-from .catalog import LabError
+from .errors import LabError
 
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 # The competition's facts, typed once in shared/data/kaggle.yaml with their sources
@@ -91,9 +90,7 @@ def pair_hash(pair) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
-def settings_hash(settings: dict) -> str:
-    """8 hex characters of sha1 over the settings that change a prediction (SETTINGS)."""
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+settings_hash = results.settings_hash  # 8 hex characters over the settings that change a prediction (SETTINGS)
 
 
 def row_key(row: dict) -> tuple:
@@ -148,6 +145,11 @@ def check(args) -> None:
         raise LabError("--max-new-tokens and --max-text-tokens must be at least 1")
     if args.batch_size < 1:
         raise LabError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.batch_size > 1 and prompts.needs_model(args.strategy) and args.backend not in loading.BATCHES:
+        raise LabError(f"--batch-size {args.batch_size} with --backend {args.backend}: {args.backend} answers one "
+                       "prompt at a time, so a batch would only run its pairs one after another, with prefix "
+                       "reuse off; use --batch-size 1 (the default, prefix reuse on), or a backend that batches: "
+                       + "; ".join(f"{k} {v}" for k, v in loading.BATCHES.items()))
     if not args.budget_hours > 0:
         raise LabError(f"--budget-hours must be more than 0, got {args.budget_hours}")
     if args.expected_rows is not None and args.expected_rows < 1:

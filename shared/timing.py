@@ -17,11 +17,8 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from . import machine, tokens
-from .catalog import LabError
+from .errors import ContextTooLongError, LabError
 
-
-class ContextTooLongError(LabError):
-    pass
 
 
 @dataclasses.dataclass
@@ -65,9 +62,6 @@ class GenerationRecord:
         """A flat result row: the record, the machine and versions, and any extra parameters."""
         fields = dataclasses.asdict(self)
         return {**fields, **fields.pop("options"), **machine.info(), **extra}
-
-
-FIELDS = [f.name for f in dataclasses.fields(GenerationRecord)]
 
 
 def _proc_status_mb(field: str) -> float | None:

@@ -24,7 +24,7 @@ The rules:
   token made special too: the same set on both backends. A chat is rendered with placeholders for the contents, and each run of
   text between two of the template's control tokens is tokenized in one call, as llama.cpp and
   transformers split a whole text; without control-token text in the contents the ids equal
-  both libraries' own tokenization of the rendered chat (tests/test_faults.py).
+  both libraries' own tokenization of the rendered chat (tests/test_tokens_and_text.py).
 - Whole characters. Decoded text never ends in a character cut in half: when the ids end inside
   a multi-byte character (an answer cut at max_new_tokens in the middle of an emoji, a prompt
   truncated to n tokens), the incomplete character is left out. A tokenizer shows it as U+FFFD,
@@ -41,7 +41,7 @@ import operator
 import re
 from typing import Callable, Mapping, Sequence
 
-from .catalog import LabError, ModelFileError
+from .errors import LabError, ModelFileError
 
 # the texts llama.cpp (src/llama-vocab.cpp of llama-cpp-python 0.3.36) marks as end-of-generation:
 # end-of-turn texts, then its fill-in-the-middle pad / repository / file-separator tokens

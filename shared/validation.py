@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from . import dataio, machine, results, timing
-from .catalog import LabError
+from .errors import LabError
 
 SOURCES_FILE = Path(__file__).with_name("data") / "validation_sources.yaml"
 LAB_COLUMNS = ("original", "rewritten", "prompt")  # a set's rows as make_rows writes them
@@ -171,6 +171,23 @@ def _available(results_dir: Path, typed: str = "") -> str:
     return (f"{hint}Sets in {results_dir}: {', '.join(names) or 'none'} (make one with "
             "make_validation_set.ipynb), or give the path of a competition CSV / JSON-lines file "
             "with a rewrite_prompt column")
+
+
+def made_otherwise(rows, table: Path, **settings) -> str | None:
+    """A note when the set `rows` (read from `table`) was made with other `settings`
+    (max_new_tokens, seed: columns of its rows) than the notebook asks for, else None. A set is
+    reused by its name (prompt_engineering reads it by name): the note says so and how to get a
+    set made with these settings."""
+    if len(rows) == 0:
+        return None
+    differ = {k: sorted(map(str, rows[k].dropna().unique())) for k, v in settings.items()
+              if k in rows and set(rows[k].dropna().unique()) - {v}}
+    if not differ:
+        return None
+    made = ", ".join(f"{k} {'/'.join(v)}" for k, v in differ.items())
+    asked = ", ".join(f"{k} {settings[k]}" for k in differ)
+    return (f"note: {machine.shown(table)} was made with {made}, not {asked}: reused as it is (a set is "
+            "reused by its name); give another set_name for a new set, or redo=True to make this one again")
 
 
 def set_table(set_name: str, results_dir: str | os.PathLike) -> Path:

@@ -83,10 +83,11 @@ def test_a_run_on_a_gpu_without_facts_skips_nothing_and_says_why(monkeypatch, ca
     config = {"speed": {"models": ["mixtral-8x7b-instruct-v0.1"], "backends": ["transformers"],
                         "quantizations": ["none"], "device": "cuda"}}
     monkeypatch.setattr(gpuplan, "visible_gpu", lambda: "TPU v9")
-    assert runbook.skip_unfit(config) == config
+    it = REPO / "iterations" / "01_biggest_model"   # the speed notebook's defaults fill the rest
+    assert runbook.skip_unfit(it, config) == config
     assert "no memory plan for this GPU" in capsys.readouterr().out
     monkeypatch.setattr(gpuplan, "visible_gpu", lambda: "T4")
-    skipped = runbook.skip_unfit(config)["speed"]["skip_configs"]
+    skipped = runbook.skip_unfit(it, config)["speed"]["skip_configs"]
     assert skipped == ["mixtral-8x7b-instruct-v0.1 transformers none"]
 
 
@@ -114,14 +115,12 @@ def test_make_run_skips_the_batch_sizes_predicted_not_to_fit():
     assert "batch gemma-7b-it vllm none 8" in unfit and "gemma-7b-it transformers none" in unfit
     assert not any("mistral-7b-instruct-v0.2-awq" in c for c in unfit)
     assert any("mixtral-8x7b-instruct-v0.1-awq" in c for c in unfit)   # about 25 GB on one T4
-    # the speed notebook's batch cell, run on those parameters: the skipped sizes are gone
+    # the speed notebook's batch configurations (the notebook calls experiment.batch_configs on its
+    # parameters): the skipped sizes are gone
     nb = nbformat.read(REPO / "iterations/01_biggest_model/speed.ipynb", as_version=4)
-    cell = next(c.source for c in nb.cells if "def batch_sizes_of" in c.source)
-    code = cell.split("\n\ndef measure_batch")[0]
-    names = {"experiment": experiment, "RESULTS": REPO / "res", "skip_configs": unfit, "input_tokens": 500,
-             "models": speed["models"], **{k: v for k, v in speed.items() if k.startswith("batch_")}}
-    exec(code, names)
-    sizes = {(c["model"], c["backend"]): c["batch_sizes"] for c in names["batch_configs"]}
+    assert any("batch_configs = experiment.batch_configs(globals())" in c.source for c in nb.cells)
+    sizes = {(c["model"], c["backend"]): c["batch_sizes"]
+             for c in experiment.batch_configs({**speed, "skip_configs": unfit})}
     assert ("gemma-7b-it", "vllm") not in sizes                          # every size skipped: no configuration
     assert sizes[("gemma-2b-it", "vllm")] == "1 8 32 128"
     assert sizes[("mistral-7b-instruct-v0.2-q4_k_m", "llama_cpp")] == "1 8"

@@ -22,9 +22,10 @@ def test_the_gpu_set_on_a_cpu_only_offline_machine_stops_before_anything_runs(mo
     message = str(stop.value)
     assert message.startswith("pre-flight for --params gpu") and "nothing was run" in message
     if preflight.cuda_missing():
-        assert "no CUDA device" in message and "48 configurations of speed, length_scaling, eos, " \
+        assert "no CUDA device" in message and "56 configurations of speed, length_scaling, eos, " \
             "make_validation_set, prompt_engineering ask for device cuda" in message
-    absent = [name for name in ["mixtral-8x7b-instruct-v0.1", "gemma-7b-it-gguf", "phi-2"]
+    absent = [name for name in ["mixtral-8x7b-instruct-v0.1", "gemma-7b-it-gguf", "phi-2",
+                                "mistral-7b-instruct-v0.2-awq"]  # the batch section's too
               if not preflight.on_machine(preflight.catalog.get(name))]
     assert all(f"{name} (" in message for name in absent) and "HF_HUB_OFFLINE is set" in message
     assert message.count("\n  - ") == len(preflight.problems(*job("gpu")))  # one message, each kind once
@@ -64,3 +65,19 @@ def test_every_kind_of_problem_is_listed_together(tmp_path, monkeypatch):
     assert "weights larger than the memory available here: qwen2.5-coder-1.5b-instruct transformers none" in text
     assert "eos: gemma-3-270m" not in text  # eos's default models apply only when models is not given
     assert len(found) == 4  # weights, unknown model, 3bit, tpu: nothing else (the embedded models are here)
+
+
+def test_the_gpu_sets_batch_section_is_checked_too():
+    """The pre-flight once read no batch_* key: the vLLM AWQ / GPTQ checkpoints of params/gpu.yaml
+    were never checked before a GPU run. It expands the speed section as the notebook does."""
+    it, names, config = job("gpu")
+    found = {(c.model, c.backend) for c in preflight.configs(it, ["speed"], config)}
+    for model in ["mistral-7b-instruct-v0.2-awq", "mistral-7b-instruct-v0.2-gptq", "llama-2-13b-chat-awq",
+                  "mixtral-8x7b-instruct-v0.1-awq"]:
+        assert (model, "vllm") in found
+    assert ("mistral-7b-instruct-v0.2-q4_k_m", "llama_cpp") in found
+    from shared import experiment, notebooks
+    p = {**notebooks.defaults(it / "speed.ipynb"), **config["speed"]}
+    expected = {(c["model"], c["backend"], c["quantization"])
+                for c in experiment.speed_configs(p) + experiment.batch_configs(p)}
+    assert {(c.model, c.backend, c.quantization) for c in preflight.configs(it, ["speed"], config)} == expected

@@ -131,7 +131,7 @@ def test_the_main_job_on_a_fresh_clone_measures_and_ends_with_the_reproduction_t
     assert len(results.read(it / "speed.jsonl")) == 3  # measured although this machine has rows
     table = out[out.index("reproduction:"):]
     assert "1 of 1 outside the spread" in table
-    line = next(l for l in table.splitlines() if "decode tok/s" in l)
+    line = next(ln for ln in table.splitlines() if "decode tok/s" in ln)
     assert [c.strip() for c in line.strip("|").split("|")] == [
         "speed", "m", "decode tok/s", "102", "2", "0.98-1.02x", "51", "0.5", "outside"]
 

@@ -180,7 +180,7 @@ def test_device_cuda_without_a_gpu_fails_before_loading(test_csv, tmp_path, back
 @pytest.mark.parametrize("first, second", [
     (dict(max_new_tokens=2), dict(max_new_tokens=8)),
     (dict(max_text_tokens=3), dict(max_text_tokens=384)),
-    (dict(batch_size=1), dict(batch_size=2)),
+    (dict(batch_size=1, backend="transformers"), dict(batch_size=2, backend="transformers")),
     (dict(reuse_prefix=True), dict(reuse_prefix=False)),
 ])
 def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path, first, second):
@@ -192,8 +192,23 @@ def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path
     assert c["computed"] == 0 and c["resumed"] == 4
     side = pd.read_json(submit.sidecar(out), lines=True)
     assert side["settings_hash"].nunique() == 2
-    (key, value), = second.items()
+    key, value = next(iter(second.items()))
     assert side[key].iloc[-1] == value
+
+
+def test_a_batch_on_a_backend_that_answers_one_prompt_at_a_time_is_refused(test_csv, tmp_path, capsys,
+                                                                          monkeypatch):
+    """--batch-size 4 on llama.cpp once ran one by one with prefix reuse off, saying nothing."""
+    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    out = tmp_path / "submission.csv"
+    with pytest.raises(LabError, match=r"--batch-size 4 with --backend llama_cpp: llama_cpp answers one "
+                                       r"prompt at a time.*--batch-size 1.*transformers.*vllm"):
+        _run(test_csv, out, strategy="direct", backend="llama_cpp", batch_size=4)
+    assert not out.exists() and not submit.sidecar(out).exists()
+    assert submit.main([str(test_csv), "--strategy", "direct", "--model", SMOL, "--batch-size", "4",
+                        "--out", str(out)]) == 2
+    assert "answers one prompt at a time" in capsys.readouterr().err
+    assert _run(test_csv, out, strategy="fixed_prompt", batch_size=4)["rows"] == 4  # no model: no batch
 
 
 # ---- a chat strategy on a base model; a run where every row fails (issue 17.5) ---------------

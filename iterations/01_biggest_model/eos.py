@@ -65,7 +65,8 @@ def measure(config):
         lm.close()
 
 
-df = experiment.run(configs, measure, TABLE, redo=redo, desc="eos")
+settings = dict(device=device, n_threads=n_threads, questions=questions, max_new_tokens=max_new_tokens)
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="eos", settings=settings)  # settings: part of "already measured"
 
 # %%
 display(Markdown(analysis.markdown(analysis.eos_summary(df))))

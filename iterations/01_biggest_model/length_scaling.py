@@ -72,7 +72,10 @@ def measure(config):
         lm.close()
 
 
-df = experiment.run(configs, measure, TABLE, redo=redo, desc="length scaling")
+settings = dict(device=device, n_threads=n_threads, input_lengths=input_lengths, output_lengths=output_lengths,
+                batch_sizes=batch_sizes, fixed_input_tokens=fixed_input_tokens,
+                fixed_output_tokens=fixed_output_tokens, repetitions=repetitions)  # part of "already measured"
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="length scaling", settings=settings)
 
 # %% [markdown]
 # ## Fitted lines (slope per token, or per sequence for batch size)

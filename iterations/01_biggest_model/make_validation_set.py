@@ -59,6 +59,8 @@ results.check_writable(TABLE)  # a read-only folder stops here, before the gener
 existing = results.read(TABLE)
 if not redo and len(existing) >= n_samples:
     print(f"{TABLE} already holds {len(existing)} rows: reused (redo=True to make it again)")
+    if note := validation.made_otherwise(existing, TABLE, max_new_tokens=max_new_tokens, seed=seed):
+        print(note)  # made with another cap or seed: said, not hidden
     rows = validation.with_split(existing, held_out_fraction, seed)  # an older set has no split column
 else:
     if redo:

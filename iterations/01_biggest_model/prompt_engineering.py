@@ -203,7 +203,10 @@ def _latest_ok_rows():
 _recorded = _latest_ok_rows()
 configs = experiment.grid(strategy=strategies, model=[model], backend=[backend],
                           validation_set=[set_name], n_pairs=[len(held_out)], encoder=[enc.name])
-df = experiment.run(configs, measure, TABLE, redo=redo, desc="strategies", isolate=False)  # measure uses lm, loaded in this process
+settings = dict(device=device, n_threads=n_threads, held_out_fraction=held_out_fraction, split_seed=split_seed,
+                max_new_tokens=max_new_tokens, reuse_prefix=reuse_prefix, mean_prompt=search.prompt)  # part of "already measured"
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="strategies", isolate=False,
+                    settings={**settings, "max_text_tokens": max_text_tokens})  # measure uses lm, loaded in this process
 
 # %%
 ok = df[df["status"].eq("ok") & df["model"].eq(model) & df["split"].eq("held_out")
@@ -226,7 +229,7 @@ best = text_cut_strategy or (metrics.summarize(ok).sort_values("scs_mean").iloc[
 cut_configs = experiment.grid(strategy=[best] if best else [], max_text_tokens=text_cut_tokens, model=[model],
                               backend=[backend], validation_set=[set_name], n_pairs=[len(held_out)],
                               encoder=[enc.name])
-cuts = experiment.run(cut_configs, measure, TEXT_CUT, redo=redo, desc="text cut", isolate=False)
+cuts = experiment.run(cut_configs, measure, TEXT_CUT, redo=redo, desc="text cut", isolate=False, settings=settings)
 for lm in _lm:
     lm.close()
 if len(cuts):

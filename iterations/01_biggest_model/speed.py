@@ -60,9 +60,7 @@ as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
 TABLE = RESULTS / "speed.jsonl"
-configs = [c for m in models
-           for c in experiment.model_configs([m], backends, quantizations_by_model.get(m, quantizations))
-           if f"{c['model']} {c['backend']} {c['quantization']}" not in skip_configs]
+configs = experiment.speed_configs(globals())  # model x backend x quantization: the plan and pre-flight expand the same
 
 
 def measure(config):
@@ -77,7 +75,9 @@ def measure(config):
         lm.close()
 
 
-df = experiment.run(configs, measure, TABLE, redo=redo, desc="speed")
+settings = dict(device=device, dtype=dtype, n_threads=n_threads, input_text=input_text,  # what else changes
+                input_tokens=input_tokens, max_new_tokens=max_new_tokens, repetitions=repetitions)  # a row: its identity
+df = experiment.run(configs, measure, TABLE, redo=redo, desc="speed", settings=settings)
 
 # %% [markdown]
 # ## Decode tokens/s (median ± std over the timed repetitions)
@@ -126,16 +126,7 @@ plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
 BATCH_TABLE = RESULTS / "batch.jsonl"
 
 
-def batch_sizes_of(c):  # a size in skip_configs as "batch model backend quantization size" is left out
-    return [b for b in batch_sizes_by_backend.get(c["backend"], batch_sizes)
-            if f"batch {c['model']} {c['backend']} {c['quantization']} {b}" not in skip_configs]
-
-
-batch_configs = [{**c, "batch_sizes": " ".join(str(b) for b in batch_sizes_of(c)),
-                  "input_tokens": input_tokens, "batch_max_new_tokens": batch_max_new_tokens}
-                 for m in (batch_models or models)
-                 for c in experiment.model_configs([m], batch_backends_by_model.get(m, batch_backends), ["none"])
-                 if batch_sizes and batch_sizes_of(c)]
+batch_configs = experiment.batch_configs(globals())  # sizes of skip_configs ("batch model backend quantization size") left out
 
 
 def measure_batch(config):
@@ -154,5 +145,6 @@ def measure_batch(config):
 
 
 if batch_configs:
-    bdf = experiment.run(batch_configs, measure_batch, BATCH_TABLE, redo=redo, desc="batches")
+    bdf = experiment.run(batch_configs, measure_batch, BATCH_TABLE, redo=redo, desc="batches",
+                         settings=dict(device=device, dtype=dtype, n_threads=n_threads))
     display(Markdown(analysis.markdown(analysis.batch_table(bdf), floatfmt=".3g")))

@@ -1,28 +1,18 @@
-"""Issue 11: six kinds of faults found by trying neighbouring projects' bug reports on the lab.
-
-Each kind is tested with its right value on the real embedded models, through both backends:
-1 one end-of-generation set per model, 2 truncation at whole characters, 3 empty input refused
-before compute, 4 one-item list parameters from the papermill command line, 5 undefined values
-in tables and figures, 6 control-token text in prompts and messages kept literal.
+"""One end-of-generation set per model, truncation at whole characters, empty input refused before
+compute, control-token text kept literal: on the real embedded models, through both backends
+(issue 11; once in tests/test_faults.py).
 """
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import papermill
 import pytest
 
-from shared import analysis, catalog, params, plots, prompts, results, timing, tokens
+from shared import catalog, prompts, results, timing, tokens
 from shared.catalog import LabError
-from shared.machine import REPO
 
 SMOL_EOG = {0, 2, 4}        # <|endoftext|>, <|im_end|>, <reponame> (llama.cpp's FIM repository token)
 GEMMA_EOG = {1, 106, 212}   # <eos>, <end_of_turn>, </s>
 GEMMA_BOS = 2
-PAIRS = [("smol_hf", "smol_llama"), ("gemma_hf", "gemma_llama")]
 ALL = ["smol_hf", "smol_llama", "gemma_hf", "gemma_llama"]
 
 
@@ -186,193 +176,6 @@ def test_starting_from_bos_alone_is_asked_for_explicitly_and_works_on_both(gemma
     assert texts[0].text == texts[1].text and texts[0].text.strip()
 
 
-# ---- 4. one-item list parameters from the papermill command line ----------------------------
-
-@pytest.mark.parametrize("value,expected", [
-    ("smollm2-135m-instruct", ["smollm2-135m-instruct"]), (["a", "b"], ["a", "b"]), (("a",), ["a"]),
-    (64, [64]), (0.5, [0.5]), ([], []), ("Rewrite this, please: hey, u there?", ["Rewrite this, please: hey, u there?"]),
-])
-def test_a_single_value_is_a_one_item_list(value, expected):
-    assert params.as_list("models", value) == expected
-
-
-@pytest.mark.parametrize("value,match", [
-    ("[smollm2-135m-instruct, gemma-3-270m]", "-y 'models: [smollm2-135m-instruct, gemma-3-270m]'"),
-    ("a]", "-y 'models: [a]'"), ("", "empty string"), ("  ", "empty string"),
-    (None, "-y 'models: [...]'"), (True, "got bool"), ({"a": 1}, "got dict"),
-])
-def test_what_cannot_be_a_list_names_the_parameter_and_the_y_form(value, match):
-    with pytest.raises(LabError, match=re.escape(match)) as e:
-        params.as_list("models", value)
-    assert "'models'" in str(e.value)
-
-
-def test_as_lists_rewrites_the_notebooks_globals():
-    ns = {"models": "gemma-3-270m", "input_lengths": 64, "backends": ["llama_cpp"]}
-    params.as_lists(ns, "models", "input_lengths", "backends")
-    assert ns == {"models": ["gemma-3-270m"], "input_lengths": [64], "backends": ["llama_cpp"]}
-    with pytest.raises(LabError, match="no parameter named 'modles'"):
-        params.as_lists(ns, "modles")
-
-
-NOTEBOOKS = REPO / "iterations" / "01_biggest_model"
-
-
-def test_as_lists_reads_the_values_of_a_mapping():
-    ns = {"quantizations_by_model": {"gemma-3-270m": "4bit", "qwen": [], "smol": ["none", "8bit"]}}
-    params.as_lists(ns, mappings=["quantizations_by_model"])
-    assert ns["quantizations_by_model"] == {"gemma-3-270m": ["4bit"], "qwen": [], "smol": ["none", "8bit"]}
-    with pytest.raises(LabError, match="must be a mapping"):
-        params.as_lists({"q": "4bit"}, mappings=["q"])
-    with pytest.raises(LabError, match=re.escape("parameter \"q['a']\"")):
-        params.as_lists({"q": {"a": "[4bit]"}}, mappings=["q"])
-
-
-def _coerced(source: str) -> tuple[list, list]:
-    """The names an as_lists(...) call in `source` coerces: (lists, mappings)."""
-    import ast
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "as_lists":
-            mappings = next((ast.literal_eval(k.value) for k in node.keywords if k.arg == "mappings"), [])
-            return [ast.literal_eval(a) for a in node.args[1:]], list(mappings)
-    return [], []
-
-
-def _bools(source: str) -> list:
-    """The names an as_bools(...) call in `source` reads as yes or no."""
-    import ast
-    return [ast.literal_eval(a) for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Call)
-            and getattr(node.func, "id", "") == "as_bools" for a in node.args[1:]]
-
-
-@pytest.mark.parametrize("name", sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb")))
-def test_every_list_parameter_is_coerced_after_the_parameters_cell(name):
-    """Every list (and dict-of-lists) parameter of every notebook, in the cell right after; and
-    every yes/no parameter (issue 24.3: -p redo false is the text "false")."""
-    import jupytext
-    nb = jupytext.read(NOTEBOOKS / f"{name}.py")
-    i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    ns = {}
-    exec(nb.cells[i].source, ns)
-    lists, mappings = _coerced(nb.cells[i + 1].source)
-    assert sorted(lists) == sorted(k for k, v in ns.items() if isinstance(v, list))
-    assert sorted(mappings) == sorted(k for k, v in ns.items() if isinstance(v, dict) and k != "__builtins__")
-    assert sorted(_bools(nb.cells[i + 1].source)) == sorted(k for k, v in ns.items() if isinstance(v, bool))
-
-
-@pytest.mark.slow
-def test_speed_notebook_from_the_command_line_with_one_model(tmp_path):
-    """The reported command: -p models NAME (and one backend, one quantization) runs NAME."""
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "papermill"), str(NOTEBOOKS / "speed.ipynb"), str(tmp_path / "out.ipynb"),
-         "--cwd", str(REPO), "-p", "models", "smollm2-135m-instruct", "-p", "backends", "llama_cpp",
-         "-p", "quantizations", "none", "-p", "input_tokens", "16", "-p", "max_new_tokens", "3",
-         "-p", "repetitions", "1", "-p", "results_dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    df = results.read(tmp_path / "speed.jsonl")
-    assert set(df["model"]) == {"smollm2-135m-instruct"} and set(df["backend"]) == {"llama_cpp"}
-    assert (df["status"] == "ok").all()
-
-
-@pytest.mark.slow
-def test_single_values_in_the_eos_and_length_notebooks(tmp_path):
-    common = dict(models="smollm2-135m-instruct", backends="llama_cpp", results_dir=str(tmp_path))
-    papermill.execute_notebook(NOTEBOOKS / "eos.ipynb", tmp_path / "eos.ipynb", cwd=REPO, progress_bar=False,
-                               parameters={**common, "questions": "Say hi, please.", "max_new_tokens": 4})
-    eos = results.read(tmp_path / "eos.jsonl")
-    assert set(eos["question"]) == {0} and len(eos) == 2  # one question, not one per letter
-    papermill.execute_notebook(NOTEBOOKS / "length_scaling.ipynb", tmp_path / "ls.ipynb", cwd=REPO,
-                               progress_bar=False,
-                               parameters={**common, "input_lengths": 8, "output_lengths": 2, "batch_sizes": 1,
-                                           "fixed_input_tokens": 8, "fixed_output_tokens": 2, "repetitions": 1})
-    ls = results.read(tmp_path / "length_scaling.jsonl")
-    timed = ls[ls["phase"] == "timed"]
-    assert sorted(timed["sweep"]) == ["batch", "input", "output"]
-
-
-@pytest.mark.slow
-def test_a_list_written_as_text_stops_the_notebook_with_the_y_form(tmp_path):
-    with pytest.raises(papermill.PapermillExecutionError) as e:
-        papermill.execute_notebook(NOTEBOOKS / "speed.ipynb", tmp_path / "out.ipynb", cwd=REPO,
-                                   progress_bar=False,
-                                   parameters={"models": "[smollm2-135m-instruct, gemma-3-270m]",
-                                               "results_dir": str(tmp_path)})
-    assert "-y 'models: [smollm2-135m-instruct, gemma-3-270m]'" in str(e.value)
-    assert not (tmp_path / "speed.jsonl").exists()
-
-
-# ---- 5. undefined values in tables and figures ----------------------------------------------
-
-NAN = re.compile(r"\bnan\b", re.I)
-
-
-@pytest.fixture(scope="module")
-def rows_with_undefined_decode(smol_hf, smol_llama, tmp_path_factory):
-    """Real rows: llama.cpp with max_new_tokens=1 (no decode phase: decode_tok_s is null in the
-    table) and transformers with 3 tokens, as the speed, length-scaling and eos notebooks record."""
-    path = tmp_path_factory.mktemp("rows") / "speed.jsonl"
-    extra = dict(status="ok", error=None, budget_hours=9.0, samples=1300, target_output_tokens=100)
-    for lm, n in ((smol_llama, 1), (smol_hf, 3)):
-        for rep in range(2):
-            for sweep, x in (("input", 8), ("input", 16), ("output", 8)):
-                ids = timing.filler_ids(lm, x)
-                rec = timing.generate(lm, input_ids=ids, max_new_tokens=n, force_length=True, rep=rep)
-                results.append(path, rec.row(**extra, sweep=sweep, mode="ignore EOS"))
-    df = results.read(path)
-    assert df.loc[df["backend"] == "llama_cpp", "decode_tok_s"].isna().all()
-    assert df.loc[df["backend"] == "transformers", "decode_tok_s"].notna().all()
-    return df
-
-
-def _every_table_and_figure(df, tmp_path) -> str:
-    scs = df.assign(strategy="direct", scs=df["decode_tok_s"], encoder="all-MiniLM-L6-v2")
-    tables = [analysis.speed_table(df, "decode_tok_s"), analysis.speed_table(df, "prefill_s"),
-              analysis.verdict(df, 9.0, 1300, 100), analysis.speedup(df, "transformers fp32"),
-              analysis.speedup(df, "llama.cpp Q4_1", "prefill_s"), analysis.scaling_fits(df),
-              analysis.eos_summary(df)]
-    text = "\n\n".join(analysis.markdown(t, index=i < 2) for i, t in enumerate(tables))
-    plots.speed_bars(df, tmp_path / "speed.png")
-    for sweep in ("input", "output"):
-        plots.scaling(df, sweep, tmp_path / f"{sweep}.png")
-    plots.eos_bars(df, tmp_path / "eos.png")
-    plots.scs_bars(scs, tmp_path / "scs.png")
-    assert len(list(tmp_path.glob("*.png"))) == 5
-    import matplotlib.pyplot as plt
-    plt.close("all")
-    return text
-
-
-def test_an_undefined_decode_rate_gives_blank_cells_not_nan(rows_with_undefined_decode, tmp_path):
-    df = rows_with_undefined_decode
-    text = _every_table_and_figure(df, tmp_path)
-    assert not NAN.search(text), text
-    table = analysis.speed_table(df, "decode_tok_s")
-    cell = table.loc["smollm2-135m-instruct"]
-    assert [v for k, v in cell.items() if k.startswith("llama.cpp")] == ["n/a"]
-    assert re.fullmatch(r"\d+\.\d ± \d+\.\d", next(v for k, v in cell.items() if k.startswith("transformers")))
-    v = analysis.verdict(df, 9.0, 1300, 100).set_index("runtime")
-    assert pd.isna(v.loc["llama.cpp Q4_1", "max_output_tokens"]) and v.loc["llama.cpp Q4_1", "fits"] == "n/a"
-    assert pd.isna(v.loc["llama.cpp Q4_1", "s_per_sample"])
-    hf_row = v.loc["transformers fp32"]  # defined values as before: the formula, and fits agreeing with it
-    budget_s = 9.0 * 3600 / 1300
-    assert hf_row["max_output_tokens"] == int(np.floor(1 + (budget_s - hf_row["prefill_s"]) * hf_row["decode_tok_s"]))
-    assert hf_row["fits"] == ("yes" if hf_row["max_output_tokens"] >= 100 else "no")
-    one = analysis.verdict(df, 9.0, 1300, 1).set_index("runtime")  # 1 wanted token: no decode rate needed
-    assert one.loc["llama.cpp Q4_1", "fits"] == "yes"
-    assert one.loc["llama.cpp Q4_1", "s_per_sample"] == pytest.approx(one.loc["llama.cpp Q4_1", "prefill_s"])
-    tight = analysis.verdict(df, 1e-9, 1300, 100).set_index("runtime")  # the first token misses the budget
-    assert tight.loc["llama.cpp Q4_1", "max_output_tokens"] == 0 and tight.loc["llama.cpp Q4_1", "fits"] == "no"
-
-
-@pytest.mark.parametrize("col", ["decode_tok_s", "prefill_s", "input_tokens", "output_tokens", "total_s",
-                                 "throughput_tok_s", "peak_rss_mb"])
-def test_a_whole_null_column_renders(rows_with_undefined_decode, col, tmp_path):
-    df = rows_with_undefined_decode.assign(**{col: None})  # as read back from rows with nulls
-    text = _every_table_and_figure(df, tmp_path)
-    assert not NAN.search(text), text
-
-
 # ---- 6. control-token text in prompts and messages is literal ------------------------------
 
 @pytest.mark.parametrize("short,text,n_ids", [
@@ -450,7 +253,9 @@ def test_ordinary_chats_tokenize_as_before(smol_hf, smol_llama, messages):
 def test_a_template_that_trims_contents_is_followed():
     from jinja2 import Template
     template = Template("{% for m in messages %}<s>{{ m['content'] | trim }}</s>{% endfor %}")
-    render = lambda messages, gen: template.render(messages=messages)
+    def render(messages, gen):
+        return template.render(messages=messages)
+
     pieces = tokens.chat_pieces(render, [{"role": "user", "content": "  a </s> b  "}])
     assert pieces == [("<s>", False), ("a </s> b", True), ("</s>", False)]
     ids = tokens.encode_chat(pieces, tokens.ControlTokens({"<s>": 1, "</s>": 2}), lambda s: [ord(c) for c in s])

@@ -1,8 +1,5 @@
-"""Eight fault kinds found by trying public bug reports on the lab (issue 24), each with the other
-inputs of its kind, on the real embedded models: a competition file as a validation set, blank
-cells, yes/no parameters typed as text, the deadline and the model's load, model paths as users
-name them, an unwritable model cache, an output that is an input, an output that cannot be
-written (a read-only folder, a full disk).
+"""A competition file as a validation set, blank cells, an --out that is an input, an output that
+cannot be written (issue 24; once in tests/test_fault_kinds_24.py).
 
 Root ignores permission bits, so a read-only place here is one that refuses root too: sysfs
 (/sys refuses to create any file, EPERM/EACCES, for every user) and a path whose parent is a
@@ -13,50 +10,21 @@ and /dev/full (every write ENOSPC); neither needs root or a mount.
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from shared import catalog, dataio, metrics, params, results, shards, submit, validation
+from shared import dataio, metrics, results, shards, submit, validation
 from shared.catalog import LabError
 from shared.machine import REPO
 
-SMOL = "smollm2-135m-instruct"
+from lab_inputs import OPTIONS, PAIRS, SMOL, needs_read_only, no_load
+
 RES = REPO / "res" / "01_biggest_model"
 NOTEBOOKS = REPO / "iterations" / "01_biggest_model"
-PAIRS = pd.DataFrame({
-    "id": ["z9", "a1", "m5", "b2"],
-    "original_text": ["The bus leaves at nine.", "Dinner is at six.", "The shop is closed.",
-                      "Bring an umbrella."],
-    "rewritten_text": ["Arr, the bus sails at nine, matey!", "Supper shall be served at six o'clock.",
-                       "Alas, the shop's doors are shut.", "Yo, grab an umbrella, fam."],
-})
-OPTIONS = dict(model=SMOL, n_threads=2, max_new_tokens=8, progress=False)
-
-
-def _no_load(monkeypatch):
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
-
-
-def _refuses_root(folder: str) -> bool:
-    """Whether making a file in `folder` fails here, also for root (sysfs does)."""
-    try:
-        fd, probe = tempfile.mkstemp(dir=folder)
-    except OSError:
-        return True
-    os.close(fd)
-    os.unlink(probe)
-    return False
-
-
-READ_ONLY = "/sys/kernel"
-needs_read_only = pytest.mark.skipif(not (os.path.isdir(READ_ONLY) and _refuses_root(READ_ONLY)),
-                                     reason="no folder here that refuses every user (/sys/kernel)")
 
 
 # --- 24.1 a competition file as a validation set; an older set without a split ------------------
@@ -139,7 +107,7 @@ def test_blank_cells_get_the_fallback_and_every_id_an_answer(tmp_path, capsys):
 
 
 def test_json_nulls_and_a_row_of_nulls_in_json_lines(tmp_path, monkeypatch):
-    _no_load(monkeypatch)  # every row blank: nothing to compute, nothing loaded
+    no_load(monkeypatch)  # every row blank: nothing to compute, nothing loaded
     test = tmp_path / "test.jsonl"
     test.write_text('{"id": "n1", "original_text": null, "rewritten_text": "x"}\n'
                     '{"id": "n2", "original_text": "x", "rewritten_text": null}\n'
@@ -180,211 +148,12 @@ def test_a_validation_csv_with_a_blank_cell_scores_the_other_rows(tmp_path):
     assert pairs["id"].tolist() == [i for k, i in enumerate(truth["id"]) if k not in (3, 5)]
 
 
-# --- 24.3 a yes/no parameter given as text --------------------------------------------------------
-
-@pytest.mark.parametrize("value, expected", [
-    (True, True), (False, False), (1, True), (0, False), ("true", True), ("False", False), ("FALSE", False),
-    ("yes", True), ("No", False), (" no ", False), ("1", True), ("0", False), ("on", True), ("Off", False)])
-def test_a_yes_no_parameter_reads_as_typed(value, expected):
-    assert params.as_bool("redo", value) is expected
-
-
-@pytest.mark.parametrize("value", ["maybe", "", "2", 2, None, ["true"], 0.5])
-def test_anything_else_stops_naming_the_parameter(value):
-    with pytest.raises(LabError, match="parameter 'redo' is yes or no"):
-        params.as_bool("redo", value)
-
-
-@pytest.mark.slow
-def test_redo_false_from_the_command_line_keeps_the_set(tmp_path):
-    """The reported case (nteract/papermill#396): -p redo false deleted the 24-row set, rc 0."""
-    shutil.copy(RES / "validation_qwen.jsonl", tmp_path)
-    before = (tmp_path / "validation_qwen.jsonl").read_bytes()
-    papermill = str(Path(sys.executable).parent / "papermill")
-    command = [papermill, str(NOTEBOOKS / "make_validation_set.ipynb"), str(tmp_path / "out.ipynb"),
-               "--cwd", str(REPO), "-p", "results_dir", str(tmp_path), "-p", "set_name", "validation_qwen",
-               "-p", "n_samples", "2", "-p", "max_new_tokens", "8"]
-    for typed in ("false", "no", "0", "False"):
-        done = subprocess.run([*command, "-p", "redo", typed], capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert (tmp_path / "validation_qwen.jsonl").read_bytes() == before, typed
-    done = subprocess.run([*command, "-p", "redo", "maybe"], capture_output=True, text=True, timeout=600)
-    assert done.returncode != 0 and "parameter 'redo' is yes or no" in done.stderr
-    assert (tmp_path / "validation_qwen.jsonl").read_bytes() == before
-
-
-def _make(*args, **variables) -> subprocess.CompletedProcess:
-    """`make -n` (print, run nothing) with setup taken as done."""
-    return subprocess.run(["make", "-n", "-o", "setup", *args, *(f"{k}={v}" for k, v in variables.items())],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-
-
-@pytest.mark.parametrize("variable, option", [("REDO", "--redo"), ("PLAN", "--plan"),
-                                              ("INCLUDE_UNFIT", "--include-unfit")])
-def test_make_reads_yes_no_variables_as_typed(variable, option):
-    """`make run REDO=0` and `REDO=false` passed --redo."""
-    for value, on in [("1", True), ("true", True), ("YES", True), ("0", False), ("false", False),
-                      ("No", False), ("", False)]:
-        done = _make("run", **{variable: value})
-        line = next(l for l in done.stdout.splitlines() if "shared.runbook" in l)
-        assert (option in line.split()) is on, (variable, value, line)
-    done = _make("run", **{variable: "maybe"})
-    assert done.returncode != 0 and f"{variable}=maybe is not yes or no" in done.stderr
-    assert "maybe is not yes or no" in _make("test", VLLM="maybe").stderr
-    # every target reads them (a fresh user's `make submit ... REDO=maybe` ran the whole job, rc 0)
-    for target in ("submit", "report", "kaggle"):
-        done = _make(target, DATA="x.csv", KAGGLE_USER="lab-test", **{variable: "maybe"})
-        assert done.returncode != 0 and f"{variable}=maybe is not yes or no" in done.stderr, target
-
-
-# --- 24.4 the deadline does not count the model's load; no projection without a computed row -----
-
-def test_the_deadline_counts_from_the_end_of_the_load(tmp_path, monkeypatch):
-    """The reported case (simonoppowa/OpenNutriTracker#774's kind): a load longer than the rows'
-    share left no row computed. The clock here jumps two hours while the real model loads."""
-    import time as real_time
-
-    from shared import loading
-    offset = [0.0]
-    load = loading.load
-
-    def slow_load(*a, **k):
-        lm = load(*a, **k)
-        offset[0] += 7200.0   # a 7B model read from a slow disk, or a first GGUF conversion
-        return lm
-
-    class Clock:
-        @staticmethod
-        def perf_counter():
-            return real_time.perf_counter() + offset[0]
-
-    monkeypatch.setattr("shared.loading.load", slow_load)
-    monkeypatch.setattr(submit, "time", Clock)
-    test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
-    summary = submit.run(test, "direct", tmp_path / "s.csv", budget_hours=1.0, expected_rows=4, **OPTIONS)
-    assert (summary["computed"], summary["deadline_fallbacks"]) == (4, 0)
-    assert summary["fits"] is True and summary["s_per_sample"] < 3600
-
-
-def test_a_run_without_a_computed_row_makes_no_projection(tmp_path, monkeypatch):
-    test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
-    cut = submit.run(test, "direct", tmp_path / "s.csv", budget_hours=1e-12, **OPTIONS)
-    assert (cut["computed"], cut["deadline_fallbacks"]) == (0, 4)
-    assert cut["s_per_sample"] is None and cut["hours"] is None and cut["fits"] is None
-    text = submit.report(cut)
-    assert "no row was computed, so no time per sample and no projection" in text
-    assert "fits" not in text and "0.00 s per sample" not in text
-    _no_load(monkeypatch)
-    blank = tmp_path / "blank.csv"
-    blank.write_text("id,original_text,rewritten_text\n1,,\n2, ,x\n")
-    assert "no projection" in submit.report(submit.run(blank, "direct", tmp_path / "b.csv", **OPTIONS))
-
-
-# --- 24.5 a model path as users name it ------------------------------------------------------------
-
-@pytest.mark.parametrize("name", ["Model.GGUF", "model.Gguf", "model.bin", "model"])
-def test_a_gguf_file_by_any_name(name, tmp_path):
-    """The reported case (unslothai/unsloth#8100's kind): Model.GGUF was an unknown model."""
-    src = catalog.resolve(catalog.get(SMOL))
-    folder = tmp_path / "My Models"
-    folder.mkdir()
-    shutil.copy(src, folder / name)
-    spec = catalog.get(folder / name)
-    assert (spec.format, spec.quantization, spec.chat_template) == ("gguf", "Q4_1", True)
-    (folder / "notes.bin").write_text("not a model")
-    with pytest.raises(catalog.UnknownModelError):
-        catalog.get(folder / "notes.bin")
-
-
-def test_a_catalog_name_in_any_case():
-    assert catalog.get("SmolLM2-135M-Instruct").name == SMOL
-    assert catalog.get(" Qwen2.5-Coder-1.5B-Instruct ").name == "qwen2.5-coder-1.5b-instruct"
-
-
-def test_make_submit_with_paths_that_have_spaces(tmp_path):
-    """`make submit MODEL="…/My Models/x.gguf"` split the path at the space."""
-    folder = tmp_path / "My Models"
-    folder.mkdir()
-    shutil.copy(catalog.resolve(catalog.get(SMOL)), folder / "Model.GGUF")
-    (tmp_path / "My Data").mkdir()
-    (tmp_path / "My Out").mkdir()
-    test = dataio.write_csv(PAIRS.head(2), tmp_path / "My Data" / "test file.csv")
-    out = tmp_path / "My Out" / "sub mission.csv"
-    done = subprocess.run(["make", "-o", "setup", "submit", f"DATA={test}", f"MODEL={folder / 'Model.GGUF'}",
-                           f"OUT={out}", "STRATEGY=direct", "SUBMIT_ARGS=--n-threads 2 --max-new-tokens 8"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert done.returncode == 0, done.stderr[-2000:]
-    sub = pd.read_csv(out, dtype=str)
-    assert sub["id"].tolist() == ["z9", "a1"] and sub["rewrite_prompt"].str.strip().all()
-    assert f"model {folder / 'Model.GGUF'};" in done.stdout           # the file, loaded by its path
-
-
-PATH_VARIABLES = ("PYTHON", "PY", "VENV", "VLLM_VENV", "ITERATION", "PARAMS", "DATA", "MODEL", "OUT",
-                  "STRATEGY", "GPU", "WHEELHOUSE", "LAB_OVERRIDES")
-
-
-def test_every_make_variable_that_can_hold_a_path_is_quoted():
-    """Each use of such a variable in a recipe is inside double quotes (one shell word); the
-    condition of make's own $(if ...) is make's, not the shell's."""
-    import re
-    unquoted = []
-    for number, line in enumerate((REPO / "Makefile").read_text().splitlines(), 1):
-        if not line.startswith("\t"):
-            continue
-        quoted = False
-        for k, ch in enumerate(line):
-            if ch == '"':
-                quoted = not quoted
-            m = re.match(r"\$\((\w+)\)", line[k:])
-            if m and m[1] in PATH_VARIABLES and not quoted and not line[:k].endswith("$(if "):
-                unquoted.append(f"Makefile:{number}: $({m[1]})")
-    assert not unquoted, unquoted
-
-
-# --- 24.6 a model cache that cannot be written ------------------------------------------------------
-
-@pytest.fixture
-def no_cache_variables(monkeypatch):
-    monkeypatch.delenv("PRL_CACHE", raising=False)
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-
-
-@needs_read_only
-@pytest.mark.parametrize("backend, folder", [("llama_cpp", "gguf"), ("transformers", "hf")])
-def test_a_home_that_cannot_be_written_is_an_error_before_loading(backend, folder, tmp_path, monkeypatch,
-                                                                   no_cache_variables):
-    """The reported case (huggingface/datasets#1581's kind: a container with HOME=/): the default
-    Qwen model (assembled into the cache) and the transformers backend (converts into it)."""
-    monkeypatch.setenv("HOME", "/sys")
-    _no_load(monkeypatch)
-    model = "qwen2.5-coder-1.5b-instruct" if backend == "llama_cpp" else SMOL
-    test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
-    with pytest.raises(LabError, match=rf"model cache /sys/\.cache/prompt-recovery-lab/{folder} cannot be "
-                                       r"written .*HOME=/sys.*set PRL_CACHE .*XDG_CACHE_HOME"):
-        submit.run(test, "direct", tmp_path / "s.csv", **{**OPTIONS, "model": model, "backend": backend})
-    assert not (tmp_path / "s.csv").exists() and not submit.sidecar(tmp_path / "s.csv").exists()
-
-
-def test_an_unwritable_prl_cache_is_named_on_every_load(tmp_path, monkeypatch, no_cache_variables):
-    """PRL_CACHE under a regular file (fails for root too); loading.load, as a notebook calls it."""
-    from shared import loading
-    (tmp_path / "a-file").write_text("")
-    monkeypatch.setenv("PRL_CACHE", str(tmp_path / "a-file" / "cache"))
-    with pytest.raises(LabError, match=r"model cache .*a-file/cache/hf cannot be written \(Not a directory; "
-                                       r"PRL_CACHE=.*a-file/cache\)"):
-        loading.load(SMOL, "transformers")
-    monkeypatch.setenv("PRL_CACHE", "")
-    monkeypatch.setenv("XDG_CACHE_HOME", "")    # empty: ignored, never the working directory
-    assert catalog.cache_dir() == Path.home() / ".cache" / "prompt-recovery-lab"
-
-
 # --- 24.7 an --out that is one of the inputs ----------------------------------------------------------
 
 @pytest.mark.parametrize("form", ["same", "relative", "symlink", "hard link", "sidecar"])
 def test_out_naming_the_input_is_refused_before_loading(form, tmp_path, monkeypatch):
     """The reported case (mapequation/infomap#907's kind): --out test.csv replaced the input."""
-    _no_load(monkeypatch)
+    no_load(monkeypatch)
     monkeypatch.chdir(tmp_path)
     test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
     out = {"same": test, "relative": Path("./sub/../test.csv"), "symlink": tmp_path / "link.csv",
@@ -421,7 +190,7 @@ def test_the_merge_refuses_an_out_that_is_the_input_or_a_part(tmp_path):
 def test_a_read_only_output_folder_is_refused_before_loading(tmp_path, monkeypatch):
     """The reported case (SlicerMorph/SlicerMorph#45's kind): a PermissionError traceback after
     the model loaded and a row was computed."""
-    _no_load(monkeypatch)
+    no_load(monkeypatch)
     test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
     with pytest.raises(LabError, match=r"--out /sys/kernel/s.csv: folder /sys/kernel cannot be written"):
         submit.run(test, "direct", "/sys/kernel/s.csv", **OPTIONS)
@@ -434,7 +203,7 @@ def test_a_read_only_output_folder_is_refused_before_loading(tmp_path, monkeypat
 
 
 def test_a_sidecar_that_cannot_be_appended_is_refused_before_loading(tmp_path, monkeypatch):
-    _no_load(monkeypatch)
+    no_load(monkeypatch)
     test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
     submit.sidecar(tmp_path / "s.csv").mkdir()          # a folder where the rows would go
     with pytest.raises(LabError, match=r"s.csv.partial.jsonl is a folder"):
