@@ -14,11 +14,11 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from . import results
 from .errors import LabError, ModelFileError, UnknownModelError  # noqa: F401  (catalog.LabError still works)
 
 CATALOG_FILE = Path(__file__).with_name("models.yaml")
@@ -54,10 +54,7 @@ def writable_cache(folder: Path) -> Path:
     converted or assembled into it); a LabError naming the folder, what chose it (PRL_CACHE,
     XDG_CACHE_HOME or HOME) and how to move it."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        results.probe_folder(folder)
     except OSError as e:
         raise LabError(f"the model cache {folder} cannot be written ({e.strerror or e}; {_cache_choice()[1]}): "
                        "set PRL_CACHE to a folder you can write, e.g. PRL_CACHE=/tmp/prompt-recovery-lab "

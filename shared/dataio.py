@@ -243,9 +243,7 @@ def check_output(out: str | os.PathLike, inputs=(), also=(), flag: str = "--out"
                 raise LabError(f"{flag} {out}: {written} is the input {source} (the same file); "
                                "writing it would replace the input: name another file")
     try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
+        results.probe_folder(folder)
     except OSError as e:
         raise LabError(f"{flag} {out}: folder {folder} cannot be written ({e.strerror or e}); "
                        "name a file in a folder you can write") from e

@@ -87,16 +87,23 @@ def append(path: str | Path, rows: Iterable[Mapping] | Mapping, run_id: str | No
             os.close(fd)
 
 
+def probe_folder(folder: str | Path) -> None:
+    """Make `folder` if needed, then make and remove a file in it: a permission bit is not proof
+    (root ignores it, a read-only mount refuses it). OSError when it cannot be written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".probe-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_writable(path: str | Path) -> Path:
     """`path` checked before any compute: its folder made if needed and a file made there and
     removed (a permission bit is not proof: root ignores it, a read-only mount refuses it), and
     the table itself opened for appending when it exists. TableWriteError naming the reason."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
-        os.close(fd)
-        os.unlink(probe)
+        probe_folder(path.parent)
     except OSError as e:
         raise _write_error(path, e, f"its folder {path.parent} cannot be written") from e
     if path.is_dir():
