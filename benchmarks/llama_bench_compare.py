@@ -26,7 +26,8 @@ import sys
 import tarfile
 from pathlib import Path
 
-from shared import catalog, loading, machine, timing
+from shared import machine
+from shared.models import catalog, loading, timing
 
 
 def llama_bench_binary() -> Path:

@@ -4,7 +4,7 @@ Prints, measured in one run on the same model, prompt and threads (default SmolL
 every usable CPU as threads): decode tokens/s of
   - a bare loop of `Llama.eval([token])` calls, feeding a fixed token (no logits read at all);
   - the same loop with greedy argmax on the logits (the least a greedy decoder must do);
-  - shared.timing.generate on the llama_cpp backend (forced length);
+  - shared.models.timing.generate on the llama_cpp backend (forced length);
   - llama-cpp-python's high-level generate() with greedy sampling, for reference;
 and the ratio of the backend to the bare eval loop (target: at least 0.9). Runs alternate.
 
@@ -16,7 +16,8 @@ import time
 
 import numpy as np
 
-from shared import loading, machine, timing
+from shared import machine
+from shared.models import loading, timing
 
 
 def main():

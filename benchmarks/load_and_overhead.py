@@ -2,7 +2,7 @@
 
 Prints, measured in one run on SmolLM2-135M-Instruct (transformers, CPU):
   (a) first load (GGUF conversion) vs cached load, and the ratio (target: at least 10x);
-  (b) decode tokens/s of shared.timing.generate vs a bare model.generate with the same forced
+  (b) decode tokens/s of shared.models.timing.generate vs a bare model.generate with the same forced
       length, and the ratio (target: at least 0.95).
 For (b) the bare decode rate is (N - 1) / (T(N) - T(1)), with T(n) the median time of a bare
 generate of n forced tokens, so prefill cancels out. Runs alternate to share the noise.
@@ -31,7 +31,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as cache:
         os.environ["PRL_CACHE"] = cache  # a cold cache: the first load converts
-        from shared import loading, timing
+        from shared.models import loading, timing
 
         def timed_load():
             t0 = time.perf_counter()

@@ -5,8 +5,8 @@ length_scaling.jsonl, one line per input / output length) and every published ro
 (shared/data/published_speeds.yaml): measured and predicted decode tok/s (prefill seconds and
 memory where measured), the absolute percentage error, and which rows calibrated the
 prediction; then the median and worst error of each set. Each configuration is predicted by
-constants fitted without it (shared.calibration.leave_one_out); then the published GPU rows
-held out a card at a time and a source at a time (shared.calibration.held_out), the error each
+constants fitted without it (shared.speed.calibration.leave_one_out); then the published GPU rows
+held out a card at a time and a source at a time (shared.speed.calibration.held_out), the error each
 Kaggle GPU column carries (column_errors), and the batched rows predicted from batch-1 constants.
 Needs this machine's peaks in
 res/01_biggest_model/machine_peaks.jsonl (the roofline notebook measures them; --measure here).
@@ -17,7 +17,8 @@ import argparse
 
 import pandas as pd
 
-from shared import calibration, fastenough, machine, peaks
+from shared import machine
+from shared.speed import calibration, fastenough, peaks
 from shared.machine import REPO
 
 

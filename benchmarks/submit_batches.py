@@ -1,4 +1,4 @@
-"""Batch 1 against batch N for a submission: samples per second of `shared.submit` on this CPU.
+"""Batch 1 against batch N for a submission: samples per second of `shared.task.submit` on this CPU.
 
 Runs `submit.run` on the lab's validation set (res/01_biggest_model/validation_qwen.csv, 24
 pairs) with the transformers backend, alternating batch sizes (1, N, 1, N, ...) so both share
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from shared import machine, results, submit
+from shared import machine, results
+from shared.task import submit
 
 RESULTS = machine.REPO / "res" / "01_biggest_model"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install vLLM into its own environment, layered on the lab's (see shared/envs.py for why).
+# Install vLLM into its own environment, layered on the lab's (see shared/models/envs.py for why).
 #
 #   scripts/install_vllm.sh LAB_PYTHON [ENV_DIR]      # make setup VLLM=1 runs it
 #   VLLM_PACKAGE=vllm==0.32.0 scripts/install_vllm.sh .venv/bin/python

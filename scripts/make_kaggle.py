@@ -15,7 +15,7 @@
 With --wheels prompt-recovery-lab-wheels-gpu (make kaggle KAGGLE_WHEELS=...) the submission
 installs from the CUDA wheelhouse that build_gpu_wheels.ipynb made on Kaggle instead.
 
-The model is a catalog GGUF (shared/models.yaml) or a .gguf path: a model embedded in chunk
+The model is a catalog GGUF (shared/data/models.yaml) or a .gguf path: a model embedded in chunk
 packages is joined into the lab's cache first (catalog.resolve, sha256-checked), then copied. The
 notebook is iterations/01_biggest_model/submission.ipynb (generated from its paired .py) with the
 defaults of its parameters cell set for these datasets (so that Kaggle, which runs a notebook
@@ -36,8 +36,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from shared import catalog, notebooks, prompts  # noqa: E402
-from shared.catalog import LabError  # noqa: E402
+from shared.models import catalog  # noqa: E402
+from shared.run import notebooks  # noqa: E402
+from shared.task import prompts  # noqa: E402
+from shared.models.catalog import LabError  # noqa: E402
 
 COMPETITION = "llm-prompt-recovery"
 WHEELS = "prompt-recovery-lab-wheels"          # the dataset slugs the notebook's defaults name
@@ -167,7 +169,7 @@ def make(out: Path, user: str, model: str, device: str = "cuda", strategy: str |
     copy_once(gguf, model_dir / gguf.name)
     _write_json(model_dir / "dataset-metadata.json", dataset_metadata(
         user, MODEL, "Prompt recovery lab model",
-        f"{gguf.name}: the lab's model {model} (shared/models.yaml), under its publisher's license."))
+        f"{gguf.name}: the lab's model {model} (shared/data/models.yaml), under its publisher's license."))
 
     nb_dir = out / "notebook"
     nb_dir.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ prompts   prompt-recovery strategies as data (prompt_templates.yaml), run on any
 validation  the lab's validation set: reproducible (text, prompt) pairs, their rewrites, a split by prompt
 dataio    the competition's CSV format both ways (pairs in, submissions out), every bad cell named
 mean_prompt  an optimized constant prompt: greedy or beam search over words of training prompts
-submit    python -m shared.submit: a resumable submission.csv, its speed projection and score
-shards    --shard i/n of a submission and python -m shared.shards, the merge of the parts by id
+submit    python -m shared submit: a resumable submission.csv, its speed projection and score
+shards    --shard i/n of a submission and python -m shared shards, the merge of the parts by id
 competition  the competition's facts (shared/data/kaggle.yaml): budget, samples, with sources
 modelfiles  a model's files: published sizes and the seconds to read them
 roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits

@@ -14,7 +14,7 @@ class LabError(ValueError):
 
 
 class UnknownModelError(LabError):
-    """A model name the catalog (shared/models.yaml) does not have; the message lists it."""
+    """A model name the catalog (shared/data/models.yaml) does not have; the message lists it."""
 
 
 class ModelFileError(LabError):
@@ -22,7 +22,7 @@ class ModelFileError(LabError):
 
 
 class UnsupportedQuantizationError(LabError):
-    """A backend that cannot run the quantization asked for (shared.loading.check)."""
+    """A backend that cannot run the quantization asked for (shared.models.loading.check)."""
 
 
 class ContextTooLongError(LabError):

@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"   # the lab's facts as YAML: models, hardware, sources
 CHECKOUT_FILE = ".checkout-id"  # in .gitignore: never committed, so never shared by two clones
 LIBRARIES = ("torch", "transformers", "accelerate", "bitsandbytes", "llama_cpp_python", "gguf",
              "sentence-transformers")
@@ -186,7 +187,7 @@ _adopted: dict | None = None
 def adopt(static: dict) -> None:
     """Use `static` (another process's info() without its timestamp) as this process's: a child
     that measures for its parent on the same machine skips probing again (which imports torch
-    for the GPU list and llama_cpp for its build). shared/experiment.py's children call it."""
+    for the GPU list and llama_cpp for its build). shared/run/experiment.py's children call it."""
     global _adopted
     _adopted = dict(static)
 

@@ -22,8 +22,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from . import machine
-from .errors import TableWriteError
+from shared import machine
+from shared.errors import TableWriteError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,7 +37,7 @@ def new_run_id() -> str:
 def settings_hash(settings: Mapping) -> str:
     """8 hex characters of sha1 over `settings` (JSON, keys sorted): the parameters that change a
     measurement or a prediction, as one column of its row and part of what counts as done
-    (shared.experiment.run, shared.submit's sidecar)."""
+    (shared.run.experiment.run, shared.task.submit's sidecar)."""
     return hashlib.sha1(json.dumps(dict(settings), sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
@@ -161,7 +161,7 @@ def done_configs(path: str | Path, keys: list[str], machine_name: str | None = N
 
     A rerun skips these unless asked to redo them. Only rows of `checkout` (default: this
     checkout's id, machine.checkout_id) count: the rows a fresh clone receives were measured by
-    another checkout, so its main job measures them again (and shared.reproduction compares).
+    another checkout, so its main job measures them again (and shared.report.reproduction compares).
     A configuration is done when its latest row here is ok: one that failed part-way (ok rows,
     then a failed row) is measured again, and a later success clears an earlier failure.
     """

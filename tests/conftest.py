@@ -1,7 +1,7 @@
 """Shared fixtures: the real embedded models, loaded once per test session."""
 import pytest
 
-from shared import loading
+from shared.models import loading
 
 SMOL = "smollm2-135m-instruct"
 GEMMA = "gemma-3-270m"
@@ -14,7 +14,7 @@ def pytest_collection_modifyitems(config, items):
     except ImportError:
         has_gpu = False
     skip = pytest.mark.skip(reason="needs a CUDA device")
-    from shared import envs
+    from shared.models import envs
     if envs.importable("vllm"):
         skip_vllm = None
     elif envs.vllm_python().exists():

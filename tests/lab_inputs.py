@@ -20,7 +20,7 @@ OPTIONS = dict(model=SMOL, n_threads=2, max_new_tokens=8, progress=False)
 
 def no_load(monkeypatch):
     """Make any model load fail the test: what follows must stop before loading."""
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("shared.models.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
 
 
 def refuses_root(folder: str) -> bool:

@@ -1,7 +1,7 @@
 """Tables count each configuration's latest run once: a rerun replaces, never pools."""
 import pandas as pd
 
-from shared import analysis
+from shared.report import analysis
 
 
 def _rows(run_id, model, decode, n=2, runtime="llama.cpp Q4_1"):

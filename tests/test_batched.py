@@ -3,7 +3,8 @@ batched rows of that runtime on the card's generation (llama.cpp: public P40 mic
 elsewhere the cell is "uncalibrated" with a range from no gain from batching to the ceiling."""
 import pytest
 
-from shared import calibration, competition, fastenough, roofline
+from shared.speed import calibration, fastenough, roofline
+from shared.task import competition
 
 BUDGET_S = competition.facts().budget_s_per_sample
 

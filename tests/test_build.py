@@ -19,7 +19,8 @@ import urllib.request
 
 import pytest
 
-from shared import machine, timing
+from shared import machine
+from shared.models import timing
 from shared.machine import REPO
 
 SCRIPT = REPO / "scripts" / "install_llama_cpp.sh"

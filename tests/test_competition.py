@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from shared import competition, submit
-from shared.catalog import LabError
+from shared.task import competition, submit
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"

@@ -5,8 +5,8 @@ import os
 import pandas as pd
 import pytest
 
-from shared import dataio
-from shared.dataio import DataFileError
+from shared.task import dataio
+from shared.task.dataio import DataFileError
 
 ROWS = pd.DataFrame({
     "id": ["a1", "b2", "c3"],

@@ -3,7 +3,7 @@ once in tests/test_fault_kinds_24.py).
 """
 
 
-from shared import dataio, submit
+from shared.task import dataio, submit
 
 from lab_inputs import OPTIONS, PAIRS, no_load
 
@@ -15,7 +15,7 @@ def test_the_deadline_counts_from_the_end_of_the_load(tmp_path, monkeypatch):
     share left no row computed. The clock here jumps two hours while the real model loads."""
     import time as real_time
 
-    from shared import loading
+    from shared.models import loading
     offset = [0.0]
     load = loading.load
 
@@ -29,7 +29,7 @@ def test_the_deadline_counts_from_the_end_of_the_load(tmp_path, monkeypatch):
         def perf_counter():
             return real_time.perf_counter() + offset[0]
 
-    monkeypatch.setattr("shared.loading.load", slow_load)
+    monkeypatch.setattr("shared.models.loading.load", slow_load)
     monkeypatch.setattr(submit, "time", Clock)
     test = dataio.write_csv(PAIRS, tmp_path / "test.csv")
     summary = submit.run(test, "direct", tmp_path / "s.csv", budget_hours=1.0, expected_rows=4, **OPTIONS)

@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from shared import catalog
+from shared.models import catalog
 from shared.machine import REPO
 
 

@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
-from shared import catalog, loading, timing
-from shared.catalog import LabError, ModelFileError, UnknownModelError
-from shared.loading import UnsupportedQuantizationError
+from shared.models import catalog, loading, timing
+from shared.models.catalog import LabError, ModelFileError, UnknownModelError
+from shared.models.loading import UnsupportedQuantizationError
 
 
 def test_unknown_model_lists_the_catalog():

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from shared import fastenough, roofline
+from shared.speed import fastenough, roofline
 
 
 class CeilingModel:

@@ -1,7 +1,7 @@
 """Timed generation on the real embedded models, through both backends."""
 import pytest
 
-from shared import timing
+from shared.models import timing
 from conftest import CHAT
 
 BACKENDS = ["smol_hf", "smol_llama"]

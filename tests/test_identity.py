@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from shared import experiment, notebooks, results, runbook, validation
-from shared.catalog import LabError
+from shared import results
+from shared.run import experiment, notebooks, runbook
+from shared.task import validation
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"

@@ -17,8 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shared import dataio, metrics, results, shards, submit, validation
-from shared.catalog import LabError
+from shared import results
+from shared.task import dataio, metrics, shards, submit, validation
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 from lab_inputs import OPTIONS, PAIRS, SMOL, needs_read_only, no_load
@@ -65,7 +66,7 @@ def test_make_validation_set_with_its_defaults_reuses_the_committed_set(tmp_path
     splits were recorded) and stopped with KeyError: 'split'. Nothing is loaded: the set exists."""
     import nbformat
 
-    from shared import notebooks
+    from shared.run import notebooks
     shutil.copy(RES / "validation_smollm2.jsonl", tmp_path)
     notebooks.execute(NOTEBOOKS / "make_validation_set.ipynb", tmp_path / "out.ipynb", cwd=REPO,
                       parameters={"results_dir": str(tmp_path)}, progress_bar=False)
@@ -196,7 +197,7 @@ def test_a_read_only_output_folder_is_refused_before_loading(tmp_path, monkeypat
         submit.run(test, "direct", "/sys/kernel/s.csv", **OPTIONS)
     with pytest.raises(LabError, match=r"--out /sys/kernel/m.csv: folder /sys/kernel cannot be written"):
         shards.merge(test, [test], "/sys/kernel/m.csv")
-    from shared import experiment
+    from shared.run import experiment
     with pytest.raises(results.TableWriteError, match="folder /sys/kernel cannot be written"):
         experiment.run([{"model": SMOL}], lambda config: pytest.fail("measured"), "/sys/kernel/t.jsonl",
                        isolate=False)
@@ -225,7 +226,7 @@ FULL_DISK_CHILD = """
 import resource, signal, sys
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)         # EFBIG instead of the signal's kill
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), resource.RLIM_INFINITY))
-from shared import submit
+from shared.task import submit
 sys.exit(submit.main(sys.argv[2:]))
 """
 
@@ -251,7 +252,7 @@ def test_a_disk_that_fills_while_rows_are_appended_keeps_every_whole_row(tmp_pat
     kept = submit.sidecar(out).read_text().splitlines()
     assert len(kept) == 2 and [json.loads(line)["id"] for line in kept] == ["z9", "a1"]  # whole rows only
     assert not out.exists()
-    again = subprocess.run([sys.executable, "-m", "shared.submit", *args, "--out", str(out)], cwd=REPO,
+    again = subprocess.run([sys.executable, "-m", "shared.task.submit", *args, "--out", str(out)], cwd=REPO,
                            capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "2 already done" in again.stdout
     assert out.read_bytes() == reference.read_bytes()                 # the same answers as one run

@@ -12,8 +12,10 @@ import nbformat
 import papermill
 import pytest
 
-from shared import analysis, experiment, results
-from shared.catalog import LabError
+from shared import results
+from shared.report import analysis
+from shared.run import experiment
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 
@@ -124,7 +126,7 @@ def test_a_measure_defined_in_a_notebook_cell_runs_isolated(tmp_path):
         nbformat.v4.new_code_cell(f"table = {str(table)!r}", metadata={"tags": ["parameters"]}),
         nbformat.v4.new_code_cell(
             "import os\n"
-            "from shared import experiment\n"
+            "from shared.run import experiment\n"
             "scale = 10  # a notebook global that measure uses\n"
             "def measure(config):\n"
             "    yield {'y': config['x'] * scale, 'pid': os.getpid(), 'kernel_pid': kernel_pid}\n"

@@ -26,8 +26,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from shared import catalog, dataio, notebooks, submit
-from shared.catalog import LabError
+from shared.models import catalog
+from shared.run import notebooks
+from shared.task import dataio, submit
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
@@ -177,7 +179,7 @@ def test_the_kaggle_notebook_runs_as_kaggle_runs_it(tmp_path, wheelhouse):
         warnings.warn("root without namespaces: the input folder was writable (checked unchanged after)")
     py = tmp_path / "kaggle-python" / "bin" / "python"
     assert f"({py})" in shown and "Successfully installed" in shown and "prompt-recovery-lab" in shown
-    assert list((tmp_path / "kaggle-python").glob("lib/python3*/site-packages/shared/submit.py"))
+    assert list((tmp_path / "kaggle-python").glob("lib/python3*/site-packages/shared/task/submit.py"))
     assert "3 computed now" in shown and "on cpu" in shown and "s per sample" in shown
     assert "samples:" in shown and "budget" in shown
     sub = pd.read_csv(work / "submission.csv", dtype=str, keep_default_na=False)

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from conftest import CHAT
-from shared import analysis, catalog, loading, timing
-from shared.catalog import ModelFileError
+from shared.models import catalog, loading, timing
+from shared.report import analysis
+from shared.models.catalog import ModelFileError
 from shared.machine import REPO
 
 QWEN = "qwen2.5-coder-1.5b-instruct"
@@ -125,7 +126,7 @@ def test_transformers_fp32_model_share_is_about_params_x_4_bytes():
     share after loading is smaller, the peak of a generation holds them all. The model is loaded
     here, not taken from a session fixture: the share is peak RSS minus RSS before loading, so
     it holds only when nothing else is loaded in between (each configuration of a notebook
-    runs in its own process, shared/experiment.py)."""
+    runs in its own process, shared/run/experiment.py)."""
     lm = loading.load("smollm2-135m-instruct", "transformers", n_threads=2)
     try:
         weights_mb = sum(p.numel() * p.element_size() for p in lm.model.parameters()) / 2**20

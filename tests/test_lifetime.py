@@ -50,7 +50,7 @@ def wait_for(path, timeout_s=60.0) -> int:
 def default_stop_signals():
     """SIGINT, SIGTERM and SIGHUP back to their default action: a shell that started pytest in
     the background ignores SIGINT, and `nohup` ignores SIGHUP, for every process below it (and
-    a run that inherits an ignored SIGHUP rightly goes on: shared.lifetime leaves it ignored)."""
+    a run that inherits an ignored SIGHUP rightly goes on: shared.run.lifetime leaves it ignored)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
 
@@ -85,7 +85,7 @@ def test_a_configuration_dies_with_its_stopped_parent(tmp_path, sig):
     table, pidfile = tmp_path / "t.jsonl", tmp_path / "child.pid"
     script = tmp_path / "parent.py"
     script.write_text(MEASURE + textwrap.dedent(f'''
-        from shared import experiment
+        from shared.run import experiment
         experiment.run([{{"pidfile": {str(pidfile)!r}}}], measure, {str(table)!r})
         '''))
     parent = start([sys.executable, str(script)])
@@ -109,14 +109,14 @@ def test_a_stopped_main_job_leaves_no_configuration_running(tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nb.cells = [nbformat.v4.new_code_cell("table = ''", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(MEASURE + "from shared import experiment\n"
+                nbformat.v4.new_code_cell(MEASURE + "from shared.run import experiment\n"
                                           f"experiment.run([{{'pidfile': {str(pidfile)!r}}}], measure, table)")]
     nbformat.write(nb, it / "sleeps.ipynb")
     (it / "params" / "cpu.yaml").write_text(yaml.safe_dump({"notebooks": ["sleeps"],
                                                             "sleeps": {"table": str(table)}}))
     (it / "README.md").write_text("# Stop\n")
     (it / "report_blocks.py").write_text("BLOCKS = {}\n")
-    job = start([sys.executable, "-m", "shared.runbook", str(it)])
+    job = start([sys.executable, "-m", "shared.run.runbook", str(it)])
     child = wait_for(pidfile, timeout_s=120)
     started = time.monotonic()
     job.send_signal(signal.SIGTERM)

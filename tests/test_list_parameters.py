@@ -9,8 +9,9 @@ from pathlib import Path
 import papermill
 import pytest
 
-from shared import params, results
-from shared.catalog import LabError
+from shared import results
+from shared.run import params
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 

@@ -1,7 +1,7 @@
 """Loading: the GGUF conversion cache, bitsandbytes quantization, backends agreeing."""
 import pytest
 
-from shared import catalog, hf, loading, timing
+from shared.models import catalog, hf, loading, timing
 
 PROMPTS = ["The capital of France is", "Once upon a time, there was a", "def fibonacci(n):",
            "The three primary colours are", "Water boils at a temperature of"]

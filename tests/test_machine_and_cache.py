@@ -14,7 +14,9 @@ from shared.machine import REPO
 AFFINITY_CHILD = """
 import json, os, sys
 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})   # as taskset -c N would
-from shared import loading, machine, peaks
+from shared import machine
+from shared.models import loading
+from shared.speed import peaks
 llama = loading.load("smollm2-135m-instruct", "llama_cpp")
 hf = loading.load("smollm2-135m-instruct", "transformers")
 import torch
@@ -56,7 +58,7 @@ def test_the_full_affinity_keeps_the_machine_label():
 
 CONVERT_CHILD = """
 import json
-from shared import catalog, hf
+from shared.models import catalog, hf
 spec = catalog.get("smollm2-135m-instruct")
 folder, converted = hf.convert_gguf(spec, catalog.resolve(spec))
 print(json.dumps({"converted": converted, "folder": str(folder)}))
@@ -86,7 +88,7 @@ def test_two_first_conversions_at_once_convert_once(tmp_path):
 
 
 def test_a_failed_build_leaves_no_temporary_and_no_entry(tmp_path):
-    from shared import catalog
+    from shared.models import catalog
     target = tmp_path / "hf" / "model-abc"
     with pytest.raises(RuntimeError):
         with catalog.building(target) as tmp:
@@ -102,7 +104,7 @@ def test_a_failed_build_leaves_no_temporary_and_no_entry(tmp_path):
 
 
 def test_the_leftovers_of_a_killed_build_are_removed_by_the_next(tmp_path):
-    from shared import catalog
+    from shared.models import catalog
     target = tmp_path / "hf" / "model-abc"
     (tmp_path / "hf" / "model-abc.tmp-99999").mkdir(parents=True)   # a build killed with SIGKILL
     (tmp_path / "hf" / "model-abc.tmp-99999" / "model.safetensors").write_bytes(b"x" * 1000)
@@ -119,7 +121,7 @@ def test_a_second_builder_waits_for_the_first(tmp_path):
     """flock conflicts between two open files even in one process: a thread shows the order."""
     import threading
 
-    from shared import catalog
+    from shared.models import catalog
     target, order, inside = tmp_path / "entry", [], threading.Event()
 
     def first():
@@ -154,7 +156,7 @@ def test_prl_encoder_is_labelled_by_the_model_it_loads(folder_name, tmp_path, mo
     """The reported case: PRL_ENCODER at the MiniLM folder was labelled 'sentence-t5-base'."""
     import shutil
 
-    from shared import metrics
+    from shared.task import metrics
     folder = _minilm_folder() if folder_name == "model" else tmp_path / folder_name
     if folder_name != "model":
         shutil.copytree(_minilm_folder(), folder)
@@ -168,8 +170,8 @@ def test_prl_encoder_is_labelled_by_the_model_it_loads(folder_name, tmp_path, mo
 def test_a_bad_prl_encoder_is_an_error_not_a_fallback(kind, tmp_path, monkeypatch):
     import shutil
 
-    from shared import metrics
-    from shared.catalog import LabError
+    from shared.task import metrics
+    from shared.models.catalog import LabError
     folder = tmp_path / "encoder"
     if kind == "file":
         folder.write_text("not a model")
@@ -183,7 +185,7 @@ def test_a_bad_prl_encoder_is_an_error_not_a_fallback(kind, tmp_path, monkeypatc
 
 
 def test_an_unset_or_blank_prl_encoder_is_the_default(monkeypatch):
-    from shared import metrics
+    from shared.task import metrics
     monkeypatch.setenv("PRL_ENCODER", "  ")
     assert metrics.load_encoder().name in metrics.KNOWN
     monkeypatch.delenv("PRL_ENCODER")

@@ -3,8 +3,8 @@ and scored on held-out prompts it never saw."""
 import numpy as np
 import pytest
 
-from shared import mean_prompt, metrics, validation
-from shared.catalog import LabError
+from shared.task import mean_prompt, metrics, validation
+from shared.models.catalog import LabError
 
 
 @pytest.fixture(scope="module")

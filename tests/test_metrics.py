@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from shared import metrics
-from shared.catalog import LabError
+from shared.task import metrics
+from shared.models.catalog import LabError
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from shared import catalog, dataio, submit
-from shared.catalog import LabError
+from shared.models import catalog
+from shared.task import dataio, submit
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 from lab_inputs import OPTIONS, PAIRS, SMOL, needs_read_only, no_load
@@ -104,7 +105,7 @@ def test_a_home_that_cannot_be_written_is_an_error_before_loading(backend, folde
 
 def test_an_unwritable_prl_cache_is_named_on_every_load(tmp_path, monkeypatch, no_cache_variables):
     """PRL_CACHE under a regular file (fails for root too); loading.load, as a notebook calls it."""
-    from shared import loading
+    from shared.models import loading
     (tmp_path / "a-file").write_text("")
     monkeypatch.setenv("PRL_CACHE", str(tmp_path / "a-file" / "cache"))
     with pytest.raises(LabError, match=r"model cache .*a-file/cache/hf cannot be written \(Not a directory; "

@@ -38,7 +38,7 @@ def test_papermill_infers_every_parameter_with_its_value(name):
 def test_every_parameter_a_parameter_set_passes_is_known_to_papermill(params):
     import papermill
 
-    from shared import runbook
+    from shared.run import runbook
     config = runbook.load_params(NOTEBOOKS, params.removesuffix(".yaml"))  # same_as sections resolved
     for name in config["notebooks"]:
         known = set(papermill.inspect_notebook(str(NOTEBOOKS / f"{name}.ipynb")))

@@ -7,7 +7,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from shared import machine, notebooks, results
+from shared import machine, results
+from shared.run import notebooks
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"
@@ -61,7 +62,7 @@ def test_parameters_cell(name):
 def test_notebook_runs_under_papermill(name, tmp_path):
     files = {}
     if name == "submission":  # a small competition file in, submission.csv out
-        from shared import dataio
+        from shared.task import dataio
         four = dataio.read_pairs(REPO / "res" / "01_biggest_model" / "validation_qwen.csv").head(4)
         files = {"test_csv": str(dataio.write_csv(four, tmp_path / "test.csv")),
                  "out": str(tmp_path / "submission.csv")}

@@ -13,7 +13,7 @@ from shared.machine import REPO
 def _make_command(*args: str) -> list[str]:
     """The command `make run ...` would run (make -n), with this Python for the venv's."""
     out = subprocess.run(["make", "-n", "run", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    line = [ln for ln in out.splitlines() if "-m shared.runbook" in ln][-1]
+    line = [ln for ln in out.splitlines() if "-m shared run" in ln][-1]
     argv = shlex.split(line)
     assert argv[0].endswith("python"), line
     return [sys.executable, *argv[1:]]
@@ -25,7 +25,7 @@ def _plan(gpu: str) -> subprocess.CompletedProcess:
     # -X importtime would be noisy; a plan must not import a runtime that loads models
     probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
              "sys.modules['llama_cpp'] = None; sys.modules['vllm'] = None; "
-             "runpy.run_module('shared.runbook', run_name='__main__')")
+             "runpy.run_module('shared.run.runbook', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", probe, *cmd[2:]], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
 
@@ -79,7 +79,7 @@ def test_an_unknown_gpu_label_stops_before_any_compute_naming_the_known_ones():
 
 
 def test_a_run_on_a_gpu_without_facts_skips_nothing_and_says_why(monkeypatch, capsys):
-    from shared import gpuplan, runbook
+    from shared.run import gpuplan, runbook
     config = {"speed": {"models": ["mixtral-8x7b-instruct-v0.1"], "backends": ["transformers"],
                         "quantizations": ["none"], "device": "cuda"}}
     monkeypatch.setattr(gpuplan, "visible_gpu", lambda: "TPU v9")
@@ -108,7 +108,7 @@ def test_make_run_skips_the_batch_sizes_predicted_not_to_fit():
     import nbformat
     import yaml
 
-    from shared import experiment, gpuplan
+    from shared.run import experiment, gpuplan
     from shared.machine import REPO
     speed = yaml.safe_load((REPO / "iterations/01_biggest_model/params/gpu.yaml").read_text())["speed"]
     label, unfit = gpuplan.unfit_configs(speed, "T4")

@@ -3,7 +3,7 @@ message listing everything missing (device, weights present or downloadable, mem
 
 import pytest
 
-from shared import preflight, runbook
+from shared.run import preflight, runbook
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"
@@ -76,7 +76,7 @@ def test_the_gpu_sets_batch_section_is_checked_too():
                   "mixtral-8x7b-instruct-v0.1-awq"]:
         assert (model, "vllm") in found
     assert ("mistral-7b-instruct-v0.2-q4_k_m", "llama_cpp") in found
-    from shared import experiment, notebooks
+    from shared.run import experiment, notebooks
     p = {**notebooks.defaults(it / "speed.ipynb"), **config["speed"]}
     expected = {(c["model"], c["backend"], c["quantization"])
                 for c in experiment.speed_configs(p) + experiment.batch_configs(p)}

@@ -3,8 +3,9 @@ import re
 
 import pytest
 
-from shared import loading, prompts
-from shared.catalog import LabError
+from shared.models import loading
+from shared.task import prompts
+from shared.models.catalog import LabError
 
 ORIGINAL = "The bus to the airport leaves every hour from the station. Tickets cost five euros."
 REWRITTEN = "Arr, the bus to the airport sails every hour from the station, matey! A ticket be five euros."
@@ -94,7 +95,7 @@ def test_reused_prefix_gives_the_same_answer_with_less_prefill():
 
 
 def test_reuse_prefix_is_refused_by_transformers(lm):
-    from shared import timing
+    from shared.models import timing
     with pytest.raises(LabError, match="llama_cpp"):
         timing.generate(lm, prompt="Hello", max_new_tokens=1, reuse_prefix=True)
 
@@ -109,7 +110,7 @@ PAIRS = [(ORIGINAL, REWRITTEN),
 def test_generate_batch_keeps_order_and_matches_one_by_one(lm, smol_llama):
     """transformers decodes the prompts together (left padding); its answers are the greedy
     answers of each prompt alone, in input order, and so are llama.cpp's (the default loop)."""
-    from shared.loading import LoadedModel
+    from shared.models.loading import LoadedModel
     chats = [[{"role": "user", "content": c}] for c in
              ("Name a colour.", "Write the word 'cat' five times, separated by spaces.", "Say hi.")]
     for model in (lm, smol_llama):

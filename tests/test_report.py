@@ -1,7 +1,7 @@
 """The report's generated blocks match the results on disk; linked figures exist."""
 import shutil
 
-from shared import report
+from shared.report import report
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"

@@ -10,7 +10,9 @@ import sys
 import nbformat
 import yaml
 
-from shared import analysis, experiment, machine, reproduction, results, runbook
+from shared import machine, results
+from shared.report import analysis, reproduction
+from shared.run import experiment, runbook
 from shared.machine import REPO
 
 HERE = machine.info()["machine"]
@@ -103,7 +105,7 @@ def test_rows_of_a_cpu_with_other_vector_extensions_are_not_compared(tmp_path):
 
 BLOCKS = '''
 from pathlib import Path
-from shared import reproduction
+from shared.report import reproduction
 TABLE = Path(__file__).parent / "speed.jsonl"
 BLOCKS = {}
 HEADLINES = [reproduction.Headline(TABLE, ("model",), {"decode tok/s": "tok_s"})]
@@ -117,7 +119,7 @@ def test_the_main_job_on_a_fresh_clone_measures_and_ends_with_the_reproduction_t
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     nb.cells = [nbformat.v4.new_code_cell("table = ''", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("from shared import experiment\n"
+                nbformat.v4.new_code_cell("from shared.run import experiment\n"
                                           "measure = lambda config: iter([{'tok_s': 51.0}])\n"
                                           "experiment.run([{'model': 'm'}], measure, table)")]
     nbformat.write(nb, it / "speed.ipynb")

@@ -2,7 +2,9 @@
 import pandas as pd
 import pytest
 
-from shared import analysis, experiment, machine, results
+from shared import machine, results
+from shared.report import analysis
+from shared.run import experiment
 
 
 def test_rows_round_trip_and_a_torn_line_is_skipped(tmp_path):

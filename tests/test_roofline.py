@@ -5,8 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from shared import analysis, calibration, catalog, roofline
-from shared.roofline import GB, RooflineError
+from shared.models import catalog
+from shared.report import analysis
+from shared.speed import calibration, roofline
+from shared.speed.roofline import GB, RooflineError
 
 BUDGET = 9 * 3600 / 1300   # a sample's share of Kaggle's 9 h for 1300 samples
 
@@ -202,7 +204,7 @@ def test_short_machine_labels(machine, label):
 
 
 def test_peaks_rows_prefer_the_least_contended(tmp_path):
-    from shared import peaks
+    from shared.speed import peaks
     path = tmp_path / "machine_peaks.jsonl"
     base = {"machine": "CPU X (2 cores)", "threads": 2, "status": "ok", "matmul_fp32_tflops": 0.1}
     path.write_text("\n".join(json.dumps({**base, "triad_gb_s": bw, "load_avg_1min": load})
@@ -363,7 +365,7 @@ def test_excluded_rows_stay_in_the_file_with_a_reason_and_out_of_the_fit():
 
 
 def test_a_gpu_plan_marks_the_configurations_that_would_not_fit_before_loading_anything():
-    from shared import gpuplan
+    from shared.run import gpuplan
     section = {"models": ["mixtral-8x7b-instruct-v0.1", "mistral-7b-instruct-v0.2-q4_k_m"],
                "backends": ["transformers", "llama_cpp"], "quantizations": ["none", "4bit"], "device": "cuda",
                "input_tokens": 500, "max_new_tokens": 128, "repetitions": 1}
@@ -385,7 +387,7 @@ def test_a_gpu_plan_marks_the_configurations_that_would_not_fit_before_loading_a
 
 
 def test_published_gguf_sizes_are_used_and_a_missing_entry_falls_back():
-    from shared import modelfiles
+    from shared.speed import modelfiles
     # every candidate x type with a published file predicts exactly that file's size
     for f in modelfiles.published_files():
         p = roofline.predict(f.model, f.type, "2xT4", input_tokens=1, output_tokens=1, budget_s=BUDGET)
@@ -406,7 +408,7 @@ def test_published_gguf_sizes_are_used_and_a_missing_entry_falls_back():
 
 
 def test_where_quantizers_differ_the_larger_file_is_used_and_named(tmp_path):
-    from shared import modelfiles
+    from shared.speed import modelfiles
     size, text = modelfiles.published_size("mixtral-8x7b-instruct-v0.1", "Q4_K_M")
     assert size == pytest.approx(28.4e9) and "TheBloke 26.44 GB" in text and "the larger used" in text
     # the fit uses the larger file: weights + KV for n_ctx 700 (600 + 100), split over the two T4s
@@ -425,7 +427,7 @@ def test_where_quantizers_differ_the_larger_file_is_used_and_named(tmp_path):
 
 
 def test_load_time_is_file_bytes_over_the_kaggle_read_rate_and_reproduces_the_seeds_rows():
-    from shared import modelfiles
+    from shared.speed import modelfiles
     rate = modelfiles.rate_for("T4")
     assert rate.read_gb_s == pytest.approx(93 / 720)                  # the seed: 93 GB in 12 min on Kaggle
     assert modelfiles.rate_for("2xT4") is rate and modelfiles.rate_for("H200") is None

@@ -7,7 +7,8 @@ import warnings
 import pandas as pd
 import pytest
 
-from shared import results, submit
+from shared import results
+from shared.task import submit
 
 # --- 17.1 a torn JSON line never swallows the next row ------------------------------------------
 
@@ -47,7 +48,7 @@ def test_a_line_that_is_json_but_not_an_object_is_skipped(tmp_path):
 
 def test_a_resumed_submission_keeps_the_row_written_after_a_torn_one(tmp_path):
     """The reported case: each resume after a torn write must keep what the resume before did."""
-    from shared import dataio, prompts
+    from shared.task import dataio, prompts
     pairs = pd.DataFrame({"id": ["a", "b", "c", "d"], "original_text": list("wxyz"),
                           "rewritten_text": list("WXYZ")})
     csv = dataio.write_csv(pairs, tmp_path / "test.csv")
@@ -85,7 +86,7 @@ def _missing_kinds():
 
 
 def test_every_missing_value_becomes_the_fallback_and_is_counted():
-    from shared import metrics
+    from shared.task import metrics
     kinds = _missing_kinds()
     preds, n = metrics.clean_predictions(["Make it rhyme.", *kinds, "nan", "None", 0])
     assert preds == ["Make it rhyme."] + [metrics.FALLBACK_PROMPT] * len(kinds) + ["nan", "None", "0"]
@@ -94,13 +95,13 @@ def test_every_missing_value_becomes_the_fallback_and_is_counted():
 
 @pytest.mark.parametrize("dtype", [object, "string", "str"])
 def test_a_dataframe_column_with_missing_cells_is_cleaned(dtype):
-    from shared import metrics
+    from shared.task import metrics
     column = pd.Series(["Make it formal.", None, "", float("nan")], dtype=dtype)
     assert metrics.clean_predictions(column) == (["Make it formal."] + [metrics.FALLBACK_PROMPT] * 3, 3)
 
 
 def test_read_back_rows_with_null_predictions_are_cleaned(tmp_path):
-    from shared import metrics
+    from shared.task import metrics
     results.append(tmp_path / "t.jsonl", [{"prediction": "Shorten it."}, {"prediction": None}, {"x": 1}])
     preds, n = metrics.clean_predictions(results.read(tmp_path / "t.jsonl")["prediction"])
     assert (preds, n) == (["Shorten it.", metrics.FALLBACK_PROMPT, metrics.FALLBACK_PROMPT], 2)
@@ -108,8 +109,8 @@ def test_read_back_rows_with_null_predictions_are_cleaned(tmp_path):
 
 @pytest.mark.parametrize("bad", [None, float("nan"), pd.NA, 3])
 def test_scoring_refuses_what_is_not_text_before_embedding(bad):
-    from shared import metrics
-    from shared.catalog import LabError
+    from shared.task import metrics
+    from shared.models.catalog import LabError
 
     class NoEncoder:  # the check comes first: nothing is embedded
         name = "none"
@@ -124,7 +125,7 @@ def test_scoring_refuses_what_is_not_text_before_embedding(bad):
 
 
 def test_a_cleaned_column_scores_as_the_fallback_on_the_real_encoder():
-    from shared import metrics
+    from shared.task import metrics
     enc = metrics.load_encoder("all-MiniLM-L6-v2")
     column = pd.Series(["Make it formal.", float("nan")])
     preds, _ = metrics.clean_predictions(column)
@@ -147,7 +148,7 @@ LONG_CELLS = {
 def test_a_long_cell_written_by_write_csv_reads_back(tmp_path, kind):
     import csv
 
-    from shared import dataio
+    from shared.task import dataio
     long = LONG_CELLS[kind]
     pairs = pd.DataFrame({"id": ["007", "b"], "original_text": [long, "short"],
                           "rewritten_text": ["Short.", long], "rewrite_prompt": [long[:140_000], "p"]})
@@ -159,7 +160,7 @@ def test_a_long_cell_written_by_write_csv_reads_back(tmp_path, kind):
 
 
 def test_submit_accepts_a_long_cell_as_csv_like_as_json_lines(tmp_path):
-    from shared import dataio
+    from shared.task import dataio
     pairs = pd.DataFrame({"id": ["a", "b"], "original_text": ["word " * 40_000, "Short."],
                           "rewritten_text": ["Short.", "Shorter."]})
     for name in ("long.csv", "long.jsonl"):
@@ -178,7 +179,7 @@ def test_a_csv_with_a_byte_order_mark_reads_in_its_encoding(tmp_path, encoding):
     """pandas and Excel write UTF-16 with a BOM; it was refused as 'not a text file'."""
     import codecs
 
-    from shared import dataio
+    from shared.task import dataio
     pairs = pd.DataFrame({"id": ["1", "2"], "original_text": ["Grüße, 漢字 🦜", "x" * 140_000],
                           "rewritten_text": ["b", "c"]})
     path = tmp_path / "pairs.csv"

@@ -6,8 +6,9 @@ import nbformat
 import pytest
 import yaml
 
-from shared import notebooks, results, runbook
-from shared.catalog import LabError
+from shared import results
+from shared.run import notebooks, runbook
+from shared.models.catalog import LabError
 from shared.machine import REPO
 
 BLOCKS = '''

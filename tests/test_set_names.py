@@ -29,7 +29,7 @@ def sets(tmp_path):
 
 
 def test_a_set_name_and_the_same_set_as_a_file_read_alike(sets, monkeypatch):
-    from shared import validation
+    from shared.task import validation
     monkeypatch.chdir(sets.parent)
     pairs, name = validation.load_set("validation_qwen", sets)
     assert name == "validation_qwen" and len(pairs) == 24 and {"original", "rewritten", "prompt", "split"} <= set(pairs)
@@ -41,7 +41,7 @@ def test_a_set_name_and_the_same_set_as_a_file_read_alike(sets, monkeypatch):
 
 @pytest.mark.parametrize("typed", ["TRAIN.CSV", "res/TRAIN.CSV", "Train.Csv"])
 def test_a_competition_csv_in_any_letter_case_and_relative_to_any_folder(sets, typed, monkeypatch, tmp_path):
-    from shared import validation
+    from shared.task import validation
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(sets.parent if typed.startswith("res/") else elsewhere)
@@ -53,7 +53,7 @@ def test_a_competition_csv_in_any_letter_case_and_relative_to_any_folder(sets, t
 
 
 def test_a_path_relative_to_the_repository_works_from_another_folder(tmp_path, monkeypatch):
-    from shared import validation
+    from shared.task import validation
     monkeypatch.chdir(tmp_path)
     pairs, name = validation.load_set("res/01_biggest_model/validation_qwen.csv", tmp_path / "res")
     assert name == "validation_qwen" and len(pairs) == 24
@@ -72,16 +72,16 @@ def test_a_path_relative_to_the_repository_works_from_another_folder(tmp_path, m
     ("speed.jsonl", "missing column"),                     # read as a competition file: says which
 ])
 def test_a_mistyped_set_is_a_clear_error(sets, typed, message, monkeypatch):
-    from shared import validation
-    from shared.catalog import LabError
+    from shared.task import validation
+    from shared.models.catalog import LabError
     monkeypatch.chdir(sets)
     with pytest.raises(LabError, match=message):
         validation.load_set(typed, sets)
 
 
 def test_a_csv_without_prompts_cannot_be_scored_and_says_so(sets):
-    from shared import dataio, validation
-    from shared.catalog import LabError
+    from shared.task import dataio, validation
+    from shared.models.catalog import LabError
     pairs = dataio.read_pairs(sets / "TRAIN.CSV").drop(columns="rewrite_prompt")
     dataio.write_csv(pairs, sets / "test.csv")
     with pytest.raises(LabError, match="missing column.*rewrite_prompt"):
@@ -91,8 +91,8 @@ def test_a_csv_without_prompts_cannot_be_scored_and_says_so(sets):
 @pytest.mark.parametrize("name", ["validation_x.jsonl", "validation_x.CSV", "sub/validation_x",
                                   "../validation_x", "", " ", "a b"])
 def test_a_set_name_to_make_is_a_plain_name(name, tmp_path):
-    from shared import validation
-    from shared.catalog import LabError
+    from shared.task import validation
+    from shared.models.catalog import LabError
     with pytest.raises(LabError, match="set name|the set name"):
         validation.set_table(name, tmp_path)
     assert validation.set_table("validation_x-2.v1", tmp_path) == tmp_path / "validation_x-2.v1.jsonl"

@@ -1,10 +1,10 @@
-"""--shard i/n and the merge by id (shared.shards): every row in exactly one shard, the merge
+"""--shard i/n and the merge by id (shared.task.shards): every row in exactly one shard, the merge
 in input order, and the mistakes a multi-session run makes refused before anything is written."""
 import pandas as pd
 import pytest
 
-from shared import dataio, shards
-from shared.catalog import LabError
+from shared.task import dataio, shards
+from shared.models.catalog import LabError
 
 
 def _test_csv(path, n=7):

@@ -3,8 +3,8 @@ prediction per id in input order, fallbacks counted, resume after an interruptio
 import pandas as pd
 import pytest
 
-from shared import dataio, metrics, prompts, submit
-from shared.catalog import LabError
+from shared.task import dataio, metrics, prompts, submit
+from shared.models.catalog import LabError
 
 SMOL = "smollm2-135m-instruct"
 PAIRS = pd.DataFrame({
@@ -94,7 +94,7 @@ def test_an_interrupted_submission_resumes_without_redoing_rows(test_csv, tmp_pa
     (dict(strategy="direct", backend="onnx"), "unknown backend"),
 ])
 def test_bad_arguments_fail_before_any_model_loads(test_csv, tmp_path, kw, message, monkeypatch):
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("shared.models.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(LabError, match=message):
         _run(test_csv, tmp_path / "s.csv", **kw)
 
@@ -108,7 +108,7 @@ def test_bad_file_and_output_folder(tmp_path, test_csv):
 
 
 def test_ctrl_c_on_the_command_then_rerun_resumes(tmp_path):
-    """A real interruption: SIGINT to `python -m shared.submit` after two finished rows."""
+    """A real interruption: SIGINT to `python -m shared submit` after two finished rows."""
     import signal
     import subprocess
     import sys
@@ -118,7 +118,7 @@ def test_ctrl_c_on_the_command_then_rerun_resumes(tmp_path):
     many = pd.concat([PAIRS.assign(id=PAIRS["id"] + f"-{k}") for k in range(3)], ignore_index=True)
     test = dataio.write_csv(many, tmp_path / "test.csv")
     out = tmp_path / "submission.csv"
-    command = [sys.executable, "-m", "shared.submit", str(test), "--strategy", "direct",
+    command = [sys.executable, "-m", "shared.task.submit", str(test), "--strategy", "direct",
                "--model", SMOL, "--n-threads", "2", "--max-new-tokens", "8", "--out", str(out),
                "--encoder", "all-MiniLM-L6-v2"]
     # Ctrl-C's default action, whatever this test inherited: a job started in the background
@@ -168,7 +168,7 @@ def test_device_cuda_without_a_gpu_fails_before_loading(test_csv, tmp_path, back
     import torch
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("shared.models.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
     with pytest.raises(LabError, match="device cuda asked for, but .*no"):
         _run(test_csv, tmp_path / "s.csv", strategy="direct", backend=backend, device="cuda")
     assert submit.main([str(test_csv), "--strategy", "direct", "--model", SMOL, "--device", "cuda",
@@ -199,7 +199,7 @@ def test_a_setting_that_changes_answers_is_not_resumed_across(test_csv, tmp_path
 def test_a_batch_on_a_backend_that_answers_one_prompt_at_a_time_is_refused(test_csv, tmp_path, capsys,
                                                                           monkeypatch):
     """--batch-size 4 on llama.cpp once ran one by one with prefix reuse off, saying nothing."""
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    monkeypatch.setattr("shared.models.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
     out = tmp_path / "submission.csv"
     with pytest.raises(LabError, match=r"--batch-size 4 with --backend llama_cpp: llama_cpp answers one "
                                        r"prompt at a time.*--batch-size 1.*transformers.*vllm"):
@@ -214,8 +214,8 @@ def test_a_batch_on_a_backend_that_answers_one_prompt_at_a_time_is_refused(test_
 # ---- a chat strategy on a base model; a run where every row fails (issue 17.5) ---------------
 
 def test_a_chat_strategy_on_a_base_model_fails_before_loading(test_csv, tmp_path, monkeypatch):
-    from shared import catalog
-    monkeypatch.setattr("shared.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
+    from shared.models import catalog
+    monkeypatch.setattr("shared.models.loading.load", lambda *a, **k: pytest.fail("a model was loaded"))
     gemma_file = catalog.resolve(catalog.get("gemma-3-270m"))
     for model in ("gemma-3-270m", str(gemma_file)):        # the catalog's entry, and its file as a path
         with pytest.raises(LabError, match="no chat template"):
@@ -286,7 +286,7 @@ def test_batched_submission_keeps_order_and_answers(test_csv, tmp_path):
 @pytest.mark.parametrize("backend, batch_size", [("transformers", 4), ("llama_cpp", 1)])
 def test_device_auto_takes_the_gpu(test_csv, tmp_path, backend, batch_size):
     """On a CUDA machine (a CUDA build of llama-cpp-python for that backend): auto picks CUDA."""
-    from shared import loading
+    from shared.models import loading
     if not loading.gpu_available(backend)[0]:
         pytest.skip(f"{backend} sees no GPU here")
     out = tmp_path / "submission.csv"
@@ -297,7 +297,7 @@ def test_device_auto_takes_the_gpu(test_csv, tmp_path, backend, batch_size):
 
 
 def test_shards_of_a_submission_merge_into_the_whole_run(test_csv, tmp_path):
-    from shared import shards
+    from shared.task import shards
     whole = _run(test_csv, tmp_path / "whole.csv", strategy="direct", backend="llama_cpp")
     parts = []
     for i in (1, 2):
@@ -318,7 +318,7 @@ def test_the_command_with_backend_vllm_runs_in_the_vllm_environment(test_csv, tm
     import sys
     from shared.machine import REPO
     out = tmp_path / "vllm.csv"
-    cmd = [sys.executable, "-m", "shared.submit", str(test_csv), "--strategy", "direct", "--model", SMOL,
+    cmd = [sys.executable, "-m", "shared.task.submit", str(test_csv), "--strategy", "direct", "--model", SMOL,
            "--backend", "vllm", "--batch-size", "3", "--n-threads", "2", "--max-new-tokens", "8",
            "--encoder", "all-MiniLM-L6-v2", "--out", str(out)]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)

@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from shared import analysis, plots, results, timing
+from shared import results
+from shared.models import timing
+from shared.report import analysis, plots
 
 
 # ---- 5. undefined values in tables and figures ----------------------------------------------

@@ -1,5 +1,6 @@
 """The validation set: reproducible pairs from the sources, rewritten by SmolLM2-135M."""
-from shared import loading, validation
+from shared.models import loading
+from shared.task import validation
 
 
 def test_sources_have_unique_ids():

@@ -7,9 +7,10 @@ Tests marked `vllm` run vLLM in the test process, so they run under .venv-vllm/b
 `vllm_env` test runs from the lab's Python and starts the vLLM environment as a child."""
 import pytest
 
-from shared import envs, experiment, loading, timing
-from shared.catalog import LabError
-from shared.timing import ContextTooLongError
+from shared.models import envs, loading, timing
+from shared.run import experiment
+from shared.models.catalog import LabError
+from shared.models.timing import ContextTooLongError
 
 SMOL = "smollm2-135m-instruct"
 CHAT = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
@@ -142,7 +143,7 @@ def test_default_dtype_follows_the_cpu_and_answers(smol_llama):
     float32 (vllm_engine.default_dtype). In either, the chat answer stops on the stop set with
     "Paris", the first greedy token is llama.cpp's, and a prompt repeated within one batch gets
     one answer."""
-    from shared import vllm_engine
+    from shared.models import vllm_engine
     lm = loading.load(SMOL, "vllm", n_threads=2)
     try:
         assert lm.dtype == ("bfloat16" if vllm_engine.cpu_bf16() else "float32")

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 import pytest
 
-from shared import dataio
+from shared.task import dataio
 from shared.machine import REPO
 
 
@@ -41,7 +41,7 @@ def test_a_submission_runs_from_the_wheelhouse_offline(tmp_path, wheelhouse):
     out = tmp_path / "submission.csv"
     run = subprocess.run(_offline([str(py), "-c",
                                    "import shared, sys; print('lab from', shared.__file__); "
-                                   "from shared import submit; sys.exit(submit.main(sys.argv[1:]))",
+                                   "from shared.task import submit; sys.exit(submit.main(sys.argv[1:]))",
                                    str(test), "--strategy", "direct", "--model", "smollm2-135m-instruct",
                                    "--backend", "llama_cpp", "--device", "auto", "--n-threads", "2",
                                    "--max-new-tokens", "8", "--out", str(out)]),

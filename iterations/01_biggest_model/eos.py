@@ -39,9 +39,11 @@ redo = False                                         # measure configurations al
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, experiment, loading, plots, timing
+from shared.models import loading, timing
+from shared.report import analysis, plots
+from shared.run import experiment
 from shared.machine import REPO
-from shared.params import as_bools, as_lists
+from shared.run.params import as_bools, as_lists
 
 as_lists(globals(), "models", "backends", "questions")  # -p models NAME means a one-item list
 as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no

@@ -29,7 +29,7 @@
 # copies the text makes a set on which a constant prompt ranks first (issue 10). On this CPU
 # that is Qwen2.5-Coder-1.5B-Instruct (about 10 tok/s); Gemma 7b-it on a GPU box would match the
 # competition. The set is also written in the competition's CSV format
-# (`id,original_text,rewritten_text,rewrite_prompt`), which `python -m shared.submit` reads.
+# (`id,original_text,rewritten_text,rewrite_prompt`), which `python -m shared submit` reads.
 
 # %% tags=["parameters"]
 generator = "smollm2-135m-instruct"  # catalog name or path of an instruct model
@@ -48,9 +48,12 @@ redo = False                          # make the set again even if it exists
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, dataio, loading, results, validation
+from shared import results
+from shared.models import loading
+from shared.report import analysis
+from shared.task import dataio, validation
 from shared.machine import REPO
-from shared.params import as_bools
+from shared.run.params import as_bools
 
 as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 TABLE = validation.set_table(set_name, REPO / results_dir)  # a plain name, checked

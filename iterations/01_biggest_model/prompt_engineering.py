@@ -58,10 +58,13 @@ text_cut_tokens = [24, 48, 384]       # max_text_tokens values it scores ([]: no
 # %%
 from IPython.display import Markdown, display
 
-from shared import (analysis, experiment, loading, machine, mean_prompt, metrics, plots,
-                    prompts, results, validation)
+from shared import machine, results
+from shared.models import loading
+from shared.report import analysis, plots
+from shared.run import experiment
+from shared.task import mean_prompt, metrics, prompts, validation
 from shared.machine import REPO
-from shared.params import as_bools, as_lists
+from shared.run.params import as_bools, as_lists
 
 as_lists(globals(), "strategies", "text_cut_tokens")  # -p strategies NAME means a one-item list
 as_bools(globals(), "reuse_prefix", "redo")           # -p redo false is the text "false": read it as no

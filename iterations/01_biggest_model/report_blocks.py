@@ -1,9 +1,12 @@
 """The generated blocks of this iteration's README.md, each made from the results on disk.
 
-`python -m shared.report iterations/01_biggest_model` rewrites them; a test fails when they
+`python -m shared report iterations/01_biggest_model` rewrites them; a test fails when they
 differ from what the results produce.
 """
-from shared import analysis, fastenough, metrics, reproduction, results
+from shared import results
+from shared.report import analysis, reproduction
+from shared.speed import fastenough
+from shared.task import metrics
 from shared.machine import REPO
 
 RESULTS = REPO / "res" / "01_biggest_model"
@@ -229,7 +232,7 @@ def _text_cut_default(g) -> str:
 
 
 def submission_batches() -> str:
-    """Batch 1 against batch N of `shared.submit` (benchmarks/submit_batches.py)."""
+    """Batch 1 against batch N of `shared.task.submit` (benchmarks/submit_batches.py)."""
     df = _table("submission_batches")
     if df.empty:
         return "_No rows in `res/01_biggest_model/submission_batches.jsonl` yet: run `benchmarks/submit_batches.py`._"
@@ -244,7 +247,7 @@ def submission_batches() -> str:
         base = t.loc[t["batch_size"].eq(1), "samples_per_s"]
         if len(base):
             t["vs_batch_1"] = t["samples_per_s"] / base.iloc[0]
-        parts.append(f"`shared.submit --strategy {strategy} --model {model} --backend {backend}` on "
+        parts.append(f"`shared.task.submit --strategy {strategy} --model {model} --backend {backend}` on "
                      f"{machine} ({int(g['max_new_tokens'].iloc[0])} new tokens at most, "
                      f"{int(g['n_threads'].iloc[0])} threads, runs alternating):\n\n"
                      + analysis.markdown(t, floatfmt=".2f"))
@@ -260,8 +263,8 @@ def _roofline_source() -> str:
     last = df[df["run_id"].eq(df["run_id"].iloc[-1])]
     return (f"_From `res/01_biggest_model/roofline.jsonl`, run {last['run_id'].iloc[0]} of {last['timestamp'].iloc[0][:10]} "
             f"on {last['machine'].iloc[0]} ({len(last)} rows), made by `roofline.ipynb` from the lab's rows, "
-            "`shared/data/published_speeds.yaml` and the facts in `shared/hardware.yaml`, "
-            "`shared/data/quantization.yaml`, `shared/models.yaml`._")
+            "`shared/data/published_speeds.yaml` and the facts in `shared/data/hardware.yaml`, "
+            "`shared/data/quantization.yaml`, `shared/data/models.yaml`._")
 
 
 def _counts_as_int(df, *columns):
@@ -380,7 +383,7 @@ def gpu_answer() -> str:
     cols = _roofline_rows("column_error")
     if table.empty or "prefill_s_high" not in table or long.empty:
         return ("_The roofline rows predate calibrated prefill and the long workload: run `roofline.ipynb` "
-                "(`python -m shared.runbook iterations/01_biggest_model --only roofline`)._")
+                "(`python -m shared run iterations/01_biggest_model --only roofline`)._")
     table = table[table["hardware"].isin(ANSWER_CARDS + tuple(f"{c} row split" for c in ANSWER_CARDS))]
     r0 = table.iloc[0]
     floor = float(r0.get("max_ppl_delta", 1.0))
@@ -497,7 +500,7 @@ def published_bnb_ratios() -> str:
     import pandas as pd
     import yaml
 
-    from shared import calibration
+    from shared.speed import calibration
     rows = pd.DataFrame(yaml.safe_load(calibration.PUBLISHED_FILE.read_text()))
     rows = rows[rows["batch_size"].fillna(1).eq(1) & rows["exclude"].isna()
                 & rows["family"].isin(["transformers", "bitsandbytes"])]
@@ -614,16 +617,16 @@ def batch_verdict() -> str:
 
 
 def submissions() -> str:
-    """Whole submissions of a CSV (`python -m shared.submit ... --results-dir res/01_biggest_model`,
+    """Whole submissions of a CSV (`python -m shared submit ... --results-dir res/01_biggest_model`,
     or `submission.ipynb` with `results_dir`; both call `submit.record`): the latest run per configuration, its SCS with the 95%
     interval, seconds a sample (model load excluded) and the hours the competition's samples
     would take; then, where the same configuration ran with and without prefix reuse (llama.cpp's
     kept KV state of the few-shot preamble, batch 1 only), the ratio of their seconds a sample."""
     df = _table("submissions")
     if df.empty:
-        return ("_No rows in `res/01_biggest_model/submissions.jsonl` yet: run `python -m shared.submit` "
+        return ("_No rows in `res/01_biggest_model/submissions.jsonl` yet: run `python -m shared submit` "
                 "with `--results-dir res/01_biggest_model`._")
-    source = _source("submissions", "shared.submit --results-dir", df)
+    source = _source("submissions", "shared.task.submit --results-dir", df)
     keys = ["machine", "test", "model", "backend", "strategy", "batch_size", "reuse_prefix"]
     df = df.assign(**{k: df[k] if k in df else None for k in keys}).assign(
         machine=df["machine"].map(analysis.machine_label))
@@ -699,7 +702,7 @@ BLOCKS = {
 }
 
 # What the main job compares at its end, this run against the earlier rows of the same machine
-# label (shared.reproduction): the headline metrics of each table.
+# label (shared.report.reproduction): the headline metrics of each table.
 HEADLINES = [
     reproduction.Headline(RESULTS / "speed.jsonl", keys=("model", "runtime"), where={"phase": "timed"},
                           metrics={"decode tok/s": "decode_tok_s",

@@ -22,8 +22,8 @@
 # bandwidth and matmul peak (once per machine, like every configuration), fits the runtime
 # efficiencies and overheads on this lab's rows and on published rows
 # (`shared/data/published_speeds.yaml`), checks them by leave-one-out, and predicts every
-# candidate x quantization x GPU (`shared/roofline.py`, `shared/calibration.py`,
-# `shared/fastenough.py`).
+# candidate x quantization x GPU (`shared/speed/roofline.py`, `shared/speed/calibration.py`,
+# `shared/speed/fastenough.py`).
 
 # %% tags=["parameters"]
 hardware = ["P100", "T4", "2xT4"]                     # hardware.yaml labels or keys: the table's GPUs
@@ -47,9 +47,12 @@ redo = False                                         # measure this machine's pe
 import pandas as pd
 from IPython.display import Markdown, display
 
-from shared import analysis, calibration, competition, fastenough, peaks, results
+from shared import results
+from shared.report import analysis
+from shared.speed import calibration, fastenough, peaks
+from shared.task import competition
 from shared.machine import REPO, info
-from shared.params import as_bools, as_lists
+from shared.run.params import as_bools, as_lists
 
 as_lists(globals(), "hardware", "candidates", "quantizations", "ladder", "batch_sizes")
 as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no

@@ -23,7 +23,7 @@
 # configuration that fails is recorded with its reason.
 
 # %% tags=["parameters"]
-models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/models.yaml) or paths
+models = ["smollm2-135m-instruct", "gemma-3-270m"]  # catalog names (shared/data/models.yaml) or paths
 backends = ["transformers", "llama_cpp"]             # runtimes to time
 quantizations = ["none", "8bit", "4bit"]             # transformers: none (dtype below) or bitsandbytes
 quantizations_by_model = {}                          # model: its own transformers quantizations; []: llama.cpp only
@@ -50,9 +50,12 @@ batch_max_new_tokens = 64                            # forced answer length in a
 # %%
 from IPython.display import Markdown, display
 
-from shared import analysis, competition, experiment, loading, plots, timing
+from shared.models import loading, timing
+from shared.report import analysis, plots
+from shared.run import experiment
+from shared.task import competition
 from shared.machine import REPO
-from shared.params import as_bools, as_lists
+from shared.run.params import as_bools, as_lists
 
 as_lists(globals(), "models", "backends", "quantizations", "skip_configs", "batch_sizes", "batch_models", "batch_backends",
          mappings=["quantizations_by_model", "batch_sizes_by_backend", "batch_backends_by_model"])  # -p models NAME: [NAME]

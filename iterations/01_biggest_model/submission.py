@@ -27,7 +27,7 @@
 #
 # It reads `test.csv`, recovers a prompt for every row with one strategy of
 # `shared/data/prompt_templates.yaml`, and writes `submission.csv` where Kaggle takes it from.
-# All the work is `shared.submit` (device choice, batches, the deadline guard, resuming, the
+# All the work is `shared.task.submit` (device choice, batches, the deadline guard, resuming, the
 # score when the file has `rewrite_prompt`); it prints the device, the seconds a sample and the
 # projection for the hidden test set's rows. In this repository (the lab installed), set
 # `wheelhouse = ""`:
@@ -95,7 +95,8 @@ if vllm_wheels:
 importlib.invalidate_caches()
 
 # %%
-from shared import machine, submit
+from shared import machine
+from shared.task import submit
 
 print(f"Python {sys.version.split()[0]} ({machine.shown(sys.executable)})")
 

@@ -1,0 +1,7 @@
+"""shared.report: rows into tables, figures and generated report blocks.
+
+report    generated blocks of an iteration report, refreshed from results (and checked)
+reproduction  the main job's closing table: this run's headline metrics against the earlier rows
+plots     seaborn figures saved to res/
+analysis  speed tables, the budget verdict, line fits, markdown tables
+"""
