@@ -18,7 +18,7 @@ import argparse
 import pandas as pd
 
 from shared import machine
-from shared.speed import calibration, fastenough, peaks
+from shared.speed import calibration, peaks, predictor
 from shared.machine import REPO
 
 
@@ -30,8 +30,8 @@ def main():
                         help="default: the CPUs this process may use (its affinity)")
     args = parser.parse_args()
     if args.measure:
-        peaks.ensure(f"{args.results}/{fastenough.PEAKS_TABLE}", threads=args.threads)
-    m = fastenough.Model(args.results, hardware=("P4", "P100", "T4", "2xT4"))
+        peaks.ensure(f"{args.results}/{predictor.PEAKS_TABLE}", threads=args.threads)
+    m = predictor.Predictor(args.results, hardware=("P4", "P100", "T4", "2xT4"))
     here = machine.info()["machine"]
     hw = m.this_machine()
     if hw is None:
@@ -60,7 +60,7 @@ def main():
         for config in rows["config"].unique()[:3]:
             print(f"  e.g. {config}: calibrated by {rows[rows['config'] == config]['calibrated_by'].iloc[0]}")
     print("\n== published GPU rows held out a card / a source at a time (batch 1, in the fit)")
-    print(fastenough.held_out_summary(m).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(predictor.held_out_summary(m).to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print("\n== the held-out error each Kaggle column carries")
     print(m.columns.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
     print("\n== batched rows predicted by batch-1 constants")

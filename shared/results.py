@@ -178,3 +178,37 @@ def done_configs(path: str | Path, keys: list[str], machine_name: str | None = N
     latest = {tuple(_clean(v) for v in row): status
               for row, status in zip(df[keys].itertuples(index=False), statuses)}  # file order
     return {config for config, status in latest.items() if status == "ok"}
+
+
+# Row picking: which rows of a table a table, figure or fit uses.
+CONFIG_KEYS = ("model", "runtime", "machine")
+
+
+def latest_run(df: pd.DataFrame, keys=CONFIG_KEYS) -> pd.DataFrame:
+    """For each configuration (`keys`), only the rows of its latest run (`run_id`, in the order
+    the rows were appended). A rerun after a change of code or settings (`redo`) replaces the
+    earlier numbers in every table instead of pooling with them, and repeated runs never
+    narrow a spread by counting the same measurement twice; the earlier rows stay on disk."""
+    keys = [k for k in keys if k in df]
+    if df.empty or "run_id" not in df or not keys:
+        return df
+    last = df.groupby(keys, dropna=False, sort=False)["run_id"].transform("last")
+    return df[df["run_id"].eq(last)]
+
+
+def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
+    """Successful, timed (not warm-up) rows of each configuration's latest run."""
+    if df.empty:
+        return df
+    keep = df["status"].eq("ok") if "status" in df else __import__('pandas').Series(True, index=df.index)
+    if "phase" in df:
+        keep &= df["phase"].eq("timed")
+    return latest_run(df[keep])
+
+
+def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
+    """`df` with `columns` (those present) as floats: a null in the JSON rows (an undefined value,
+    e.g. decode_tok_s of a 1-token answer) and anything not a number become NaN, so a column
+    that is entirely null still aggregates, and tables print an empty cell for it."""
+    cols = [c for c in columns if c in df]
+    return df.assign(**{c: __import__('pandas').to_numeric(df[c], errors="coerce").astype(float) for c in cols}) if cols else df

@@ -3,15 +3,19 @@ batched rows of that runtime on the card's generation (llama.cpp: public P40 mic
 elsewhere the cell is "uncalibrated" with a range from no gain from batching to the ceiling."""
 import pytest
 
-from shared.speed import calibration, fastenough, roofline
+from shared.machine import REPO
+from shared.report.report import iteration_module
+from shared.speed import calibration, predictor, roofline
 from shared.task import competition
+
+answer = iteration_module(REPO / "iterations" / "01_biggest_model", "answer")   # Iteration 1's answer tables
 
 BUDGET_S = competition.facts().budget_s_per_sample
 
 
 @pytest.fixture(scope="module")
 def model():
-    return fastenough.Model(hardware=("P4", "P100", "T4", "2xT4"))
+    return predictor.Predictor(hardware=("P4", "P100", "T4", "2xT4"))
 
 
 def test_the_batched_llama_cpp_rows_are_cited_and_per_sequence():
@@ -70,10 +74,10 @@ def test_the_batch_check_shows_how_far_batch_1_constants_miss_the_p40_batches(mo
 
 
 def test_the_batched_table_shows_ranges_and_says_what_a_llama_cpp_batch_is(model):
-    table = fastenough.fast_enough(model, ["mistral-7b-instruct-v0.2"], ["fp16", "Q4_K_M"], ["T4", "P100"],
+    table = predictor.fast_enough(model, ["mistral-7b-instruct-v0.2"], ["fp16", "Q4_K_M"], ["T4", "P100"],
                                    600, 18, competition.facts().budget_hours,
                                    competition.facts().samples, (1, 8, 32))
-    t4 = fastenough.batched_table(table, "T4")
+    t4 = answer.batched_table(table, "T4")
     assert list(t4["batch_size"]) == [1, 8, 32, 1, 8, 32]
     q4 = t4[t4["quantization"] == "Q4_K_M"].set_index("batch_size")
     assert not q4.loc[1, "decode_tok_s"].startswith("uncalibrated")
@@ -83,6 +87,6 @@ def test_the_batched_table_shows_ranges_and_says_what_a_llama_cpp_batch_is(model
         assert low < high
     fp16 = t4[t4["quantization"] == "fp16"].set_index("batch_size")
     assert not fp16.loc[8, "decode_tok_s"].startswith("uncalibrated")
-    p100 = fastenough.batched_table(table, "P100").set_index(["quantization", "batch_size"])
+    p100 = answer.batched_table(table, "P100").set_index(["quantization", "batch_size"])
     assert not p100.loc[("Q4_K_M", 8), "decode_tok_s"].startswith("uncalibrated")
-    assert "one at a time" in fastenough.BATCH_CAPTION and "llama-server" in fastenough.BATCH_CAPTION
+    assert "one at a time" in answer.BATCH_CAPTION and "llama-server" in answer.BATCH_CAPTION

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from shared.task import competition, submit
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from shared.task import dataio
-from shared.task.dataio import DataFileError
+from shared.errors import DataFileError
 
 ROWS = pd.DataFrame({
     "id": ["a1", "b2", "c3"],

@@ -5,8 +5,8 @@ import shutil
 import pytest
 
 from shared.models import catalog, loading, timing
-from shared.models.catalog import LabError, ModelFileError, UnknownModelError
-from shared.models.loading import UnsupportedQuantizationError
+from shared.errors import ContextTooLongError, LabError, ModelFileError, UnknownModelError
+from shared.errors import UnsupportedQuantizationError
 
 
 def test_unknown_model_lists_the_catalog():
@@ -52,7 +52,7 @@ def test_unknown_backend():
 def test_prompt_longer_than_the_context(fixture, request):
     lm = request.getfixturevalue(fixture)
     ids = timing.filler_ids(lm, lm.context_length)
-    with pytest.raises(timing.ContextTooLongError, match="exceeds the context"):
+    with pytest.raises(ContextTooLongError, match="exceeds the context"):
         timing.generate(lm, input_ids=ids, max_new_tokens=8)
 
 

@@ -15,7 +15,7 @@ import yaml
 from shared import results
 from shared.run import experiment, notebooks, runbook
 from shared.task import validation
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 ITERATION = REPO / "iterations" / "01_biggest_model"

@@ -19,7 +19,7 @@ import pytest
 
 from shared import results
 from shared.task import dataio, metrics, shards, submit, validation
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 from lab_inputs import OPTIONS, PAIRS, SMOL, needs_read_only, no_load

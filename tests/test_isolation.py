@@ -13,9 +13,9 @@ import papermill
 import pytest
 
 from shared import results
-from shared.report import analysis
+from shared.report import tables
 from shared.run import experiment
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 
@@ -50,7 +50,7 @@ def test_a_configuration_killed_by_a_signal_is_a_failed_row_and_the_next_one_run
 
     # the crashed configuration is not done: a rerun measures it again, skips the other one
     assert results.done_configs(path, ["signal"]) == {("",)}
-    assert analysis.failures(df.assign(model=df["signal"]))["model"].tolist() == [sig]
+    assert tables.failures(df.assign(model=df["signal"]))["model"].tolist() == [sig]
     df = experiment.run(configs, die_after_one_row, path)
     assert len(df) == 6 and df["status"].tolist()[-2:] == ["ok", "failed"]
 
@@ -95,7 +95,7 @@ def test_a_later_success_clears_a_failure(tmp_path):
         results.append(path, {"model": model, "machine": "box", "checkout": "c1", "status": status,
                               "error": None if status == "ok" else "killed by SIGILL (signal 4)"})
     assert results.done_configs(path, ["model"], machine_name="box", checkout="c1") == {("b",), ("c",)}
-    assert analysis.failures(results.read(path))["model"].tolist() == ["a"]
+    assert tables.failures(results.read(path))["model"].tolist() == ["a"]
 
 
 def test_a_measure_that_cannot_be_pickled_is_refused_before_any_run(tmp_path):

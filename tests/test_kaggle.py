@@ -29,7 +29,7 @@ import pytest
 from shared.models import catalog
 from shared.run import notebooks
 from shared.task import dataio, submit
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))

@@ -14,8 +14,8 @@ import yaml
 
 from conftest import CHAT
 from shared.models import catalog, loading, timing
-from shared.report import analysis
-from shared.models.catalog import ModelFileError
+from shared.report import tables
+from shared.errors import ModelFileError
 from shared.machine import REPO
 
 QWEN = "qwen2.5-coder-1.5b-instruct"
@@ -117,7 +117,7 @@ def test_llama_cpp_model_share_is_about_the_gguf_file(qwen_llama):
     row = timing.generate(qwen_llama, messages=CHAT, max_new_tokens=2).row()
     assert row["model_rss_mb"] == qwen_llama.model_rss_mb
     assert row["peak_rss_mb"] >= row["rss_after_load_mb"] - 1
-    peak_model = analysis.with_model_memory(pd.DataFrame([row]))["peak_model_rss_mb"].item()
+    peak_model = tables.with_model_memory(pd.DataFrame([row]))["peak_model_rss_mb"].item()
     assert 0.9 * file_mb < peak_model < 2.5 * file_mb
 
 
@@ -145,14 +145,14 @@ def test_older_rows_without_the_load_fields_leave_the_model_share_empty():
     old = [{**base, "input_tokens": n, "peak_rss_mb": 500.0 + n} for n in (8, 16)]
     new = [{**base, "input_tokens": n, "peak_rss_mb": 900.0 + n, "rss_before_load_mb": 300.0,
             "rss_after_load_mb": 800.0, "model_rss_mb": 500.0} for n in (8, 16)]
-    shares = analysis.with_model_memory(pd.DataFrame(old + new))["peak_model_rss_mb"]
+    shares = tables.with_model_memory(pd.DataFrame(old + new))["peak_model_rss_mb"]
     assert shares[:2].isna().all() and list(shares[2:]) == [608.0, 616.0]
-    assert analysis.memory_table(pd.DataFrame(old)).empty
-    table = analysis.memory_table(pd.DataFrame(old + new))
+    assert tables.memory_table(pd.DataFrame(old)).empty
+    table = tables.memory_table(pd.DataFrame(old + new))
     assert table[["model_rss_mb", "peak_model_rss_mb"]].values.tolist() == [[500.0, 612.0]]
-    fits = analysis.scaling_fits(pd.DataFrame(old))  # no memory fit, and no crash
+    fits = tables.scaling_fits(pd.DataFrame(old))  # no memory fit, and no crash
     assert "peak_model_rss_mb vs input_tokens" not in set(fits.get("curve", []))
-    fit = analysis.scaling_fits(pd.DataFrame(new)).set_index("curve").loc["peak_model_rss_mb vs input_tokens"]
+    fit = tables.scaling_fits(pd.DataFrame(new)).set_index("curve").loc["peak_model_rss_mb vs input_tokens"]
     assert np.isclose(fit["slope"], 1.0)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared import results
 from shared.run import params
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 

@@ -171,7 +171,7 @@ def test_a_bad_prl_encoder_is_an_error_not_a_fallback(kind, tmp_path, monkeypatc
     import shutil
 
     from shared.task import metrics
-    from shared.models.catalog import LabError
+    from shared.errors import LabError
     folder = tmp_path / "encoder"
     if kind == "file":
         folder.write_text("not a model")

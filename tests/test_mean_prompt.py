@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shared.task import mean_prompt, metrics, validation
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 
 @pytest.fixture(scope="module")

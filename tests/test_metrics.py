@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from shared.task import metrics
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 
 @pytest.fixture(scope="module")

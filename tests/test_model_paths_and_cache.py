@@ -11,7 +11,7 @@ import pytest
 
 from shared.models import catalog
 from shared.task import dataio, submit
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 from lab_inputs import OPTIONS, PAIRS, SMOL, needs_read_only, no_load

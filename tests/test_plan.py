@@ -25,7 +25,7 @@ def _plan(gpu: str) -> subprocess.CompletedProcess:
     # -X importtime would be noisy; a plan must not import a runtime that loads models
     probe = ("import runpy, sys; sys.argv = sys.argv[1:]; "
              "sys.modules['llama_cpp'] = None; sys.modules['vllm'] = None; "
-             "runpy.run_module('shared.run.runbook', run_name='__main__')")
+             "runpy.run_module('shared', run_name='__main__')")
     return subprocess.run([sys.executable, "-c", probe, *cmd[2:]], cwd=REPO, capture_output=True, text=True,
                           timeout=300)
 

@@ -5,7 +5,7 @@ import pytest
 
 from shared.models import loading
 from shared.task import prompts
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 ORIGINAL = "The bus to the airport leaves every hour from the station. Tickets cost five euros."
 REWRITTEN = "Arr, the bus to the airport sails every hour from the station, matey! A ticket be five euros."

@@ -11,9 +11,10 @@ import nbformat
 import yaml
 
 from shared import machine, results
-from shared.report import analysis, reproduction
+from shared.report import reproduction
 from shared.run import experiment, runbook
 from shared.machine import REPO
+from shared.machine import machine_label
 
 HERE = machine.info()["machine"]
 ISA = {"cpu_isa": machine.info()["cpu_isa"]}  # rows of this CPU say so (reproduction compares only those)
@@ -80,7 +81,7 @@ def test_the_comparison_flags_a_value_outside_the_spread_of_the_earlier_rows(tmp
     # per run: one SCS per earlier run (0.2 and 0.4 for "in"), so 0.3 is inside
     assert table.loc[("in", "SCS"), "before_n"] == 2 and table.loc[("in", "SCS"), "flag"] == ""
     text = reproduction.markdown(table.reset_index())
-    assert f"earlier rows of {analysis.machine_label(HERE)}" in text and "1 of 6 outside" in text
+    assert f"earlier rows of {machine_label(HERE)}" in text and "1 of 6 outside" in text
 
 
 def test_rows_of_a_cpu_with_other_vector_extensions_are_not_compared(tmp_path):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from shared import machine, results
-from shared.report import analysis
+from shared.report import tables
 from shared.run import experiment
 
 
@@ -54,13 +54,13 @@ def test_verdict_arithmetic():
     df = pd.DataFrame({"model": ["m"] * 2, "runtime": ["r"] * 2, "machine": ["x"] * 2,
                        "status": ["ok"] * 2, "phase": ["timed"] * 2, "input_tokens": [300, 300],
                        "prefill_s": [4.0, 6.0], "decode_tok_s": [10.0, 10.0]})
-    v = analysis.verdict(df, budget_hours=1.0, samples=144, output_tokens=100).iloc[0]
+    v = tables.verdict(df, budget_hours=1.0, samples=144, output_tokens=100).iloc[0]
     # 25 s a sample; median prefill 5 s leaves 20 s: 1 + 20 * 10 = 201 tokens
     assert v["max_output_tokens"] == 201 and v["fits"] == "yes"
     assert v["s_per_sample"] == pytest.approx(5 + 99 / 10)
 
 
 def test_linear_fit_recovers_a_line():
-    fit = analysis.linear_fit([1, 2, 4, 8], [3, 5, 9, 17])
+    fit = tables.linear_fit([1, 2, 4, 8], [3, 5, 9, 17])
     assert fit["slope"] == pytest.approx(2) and fit["intercept"] == pytest.approx(1)
     assert fit["r2"] == pytest.approx(1)

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from shared.models import catalog
-from shared.report import analysis
 from shared.speed import calibration, roofline
 from shared.speed.roofline import GB, RooflineError
+from shared.machine import machine_label
 
 BUDGET = 9 * 3600 / 1300   # a sample's share of Kaggle's 9 h for 1300 samples
 
@@ -199,7 +199,7 @@ def test_seed_check_rules_out_a_p4_for_the_gguf_column():
     ("2xTesla T4", "2xT4"), ("Tesla T4", "T4"), ("NVIDIA H200", "H200"), ("Tesla P100-PCIE-16GB", "P100"),
     ("NVIDIA GeForce RTX 3090", "RTX 3090"), ("Tesla P4", "P4")])
 def test_short_machine_labels(machine, label):
-    assert analysis.machine_label(machine) == label
+    assert machine_label(machine) == label
     assert roofline.hardware(label).label == label if label in {h.label for h in roofline.hardware_table().values()} else True
 
 

@@ -110,7 +110,7 @@ def test_read_back_rows_with_null_predictions_are_cleaned(tmp_path):
 @pytest.mark.parametrize("bad", [None, float("nan"), pd.NA, 3])
 def test_scoring_refuses_what_is_not_text_before_embedding(bad):
     from shared.task import metrics
-    from shared.models.catalog import LabError
+    from shared.errors import LabError
 
     class NoEncoder:  # the check comes first: nothing is embedded
         name = "none"

@@ -8,7 +8,7 @@ import yaml
 
 from shared import results
 from shared.run import notebooks, runbook
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 BLOCKS = '''

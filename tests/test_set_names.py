@@ -73,7 +73,7 @@ def test_a_path_relative_to_the_repository_works_from_another_folder(tmp_path, m
 ])
 def test_a_mistyped_set_is_a_clear_error(sets, typed, message, monkeypatch):
     from shared.task import validation
-    from shared.models.catalog import LabError
+    from shared.errors import LabError
     monkeypatch.chdir(sets)
     with pytest.raises(LabError, match=message):
         validation.load_set(typed, sets)
@@ -81,7 +81,7 @@ def test_a_mistyped_set_is_a_clear_error(sets, typed, message, monkeypatch):
 
 def test_a_csv_without_prompts_cannot_be_scored_and_says_so(sets):
     from shared.task import dataio, validation
-    from shared.models.catalog import LabError
+    from shared.errors import LabError
     pairs = dataio.read_pairs(sets / "TRAIN.CSV").drop(columns="rewrite_prompt")
     dataio.write_csv(pairs, sets / "test.csv")
     with pytest.raises(LabError, match="missing column.*rewrite_prompt"):
@@ -92,7 +92,7 @@ def test_a_csv_without_prompts_cannot_be_scored_and_says_so(sets):
                                   "../validation_x", "", " ", "a b"])
 def test_a_set_name_to_make_is_a_plain_name(name, tmp_path):
     from shared.task import validation
-    from shared.models.catalog import LabError
+    from shared.errors import LabError
     with pytest.raises(LabError, match="set name|the set name"):
         validation.set_table(name, tmp_path)
     assert validation.set_table("validation_x-2.v1", tmp_path) == tmp_path / "validation_x-2.v1.jsonl"

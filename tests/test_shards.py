@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from shared.task import dataio, shards
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 
 def _test_csv(path, n=7):

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from shared.task import dataio, metrics, prompts, submit
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 SMOL = "smollm2-135m-instruct"
 PAIRS = pd.DataFrame({

@@ -10,7 +10,7 @@ import pytest
 from shared import results
 from shared.models import catalog, timing, tokens
 from shared.task import prompts
-from shared.models.catalog import LabError
+from shared.errors import LabError
 
 SMOL_EOG = {0, 2, 4}        # <|endoftext|>, <|im_end|>, <reponame> (llama.cpp's FIM repository token)
 GEMMA_EOG = {1, 106, 212}   # <eos>, <end_of_turn>, </s>

@@ -9,7 +9,7 @@ import pytest
 
 from shared import results
 from shared.models import timing
-from shared.report import analysis, plots
+from shared.report import tables, plots
 
 
 # ---- 5. undefined values in tables and figures ----------------------------------------------
@@ -37,11 +37,11 @@ def rows_with_undefined_decode(smol_hf, smol_llama, tmp_path_factory):
 
 def _every_table_and_figure(df, tmp_path) -> str:
     scs = df.assign(strategy="direct", scs=df["decode_tok_s"], encoder="all-MiniLM-L6-v2")
-    tables = [analysis.speed_table(df, "decode_tok_s"), analysis.speed_table(df, "prefill_s"),
-              analysis.verdict(df, 9.0, 1300, 100), analysis.speedup(df, "transformers fp32"),
-              analysis.speedup(df, "llama.cpp Q4_1", "prefill_s"), analysis.scaling_fits(df),
-              analysis.eos_summary(df)]
-    text = "\n\n".join(analysis.markdown(t, index=i < 2) for i, t in enumerate(tables))
+    made = [tables.speed_table(df, "decode_tok_s"), tables.speed_table(df, "prefill_s"),
+           tables.verdict(df, 9.0, 1300, 100), tables.speedup(df, "transformers fp32"),
+           tables.speedup(df, "llama.cpp Q4_1", "prefill_s"), tables.scaling_fits(df),
+           tables.eos_summary(df)]
+    text = "\n\n".join(tables.markdown(t, index=i < 2) for i, t in enumerate(made))
     plots.speed_bars(df, tmp_path / "speed.png")
     for sweep in ("input", "output"):
         plots.scaling(df, sweep, tmp_path / f"{sweep}.png")
@@ -57,21 +57,21 @@ def test_an_undefined_decode_rate_gives_blank_cells_not_nan(rows_with_undefined_
     df = rows_with_undefined_decode
     text = _every_table_and_figure(df, tmp_path)
     assert not NAN.search(text), text
-    table = analysis.speed_table(df, "decode_tok_s")
+    table = tables.speed_table(df, "decode_tok_s")
     cell = table.loc["smollm2-135m-instruct"]
     assert [v for k, v in cell.items() if k.startswith("llama.cpp")] == ["n/a"]
     assert re.fullmatch(r"\d+\.\d ± \d+\.\d", next(v for k, v in cell.items() if k.startswith("transformers")))
-    v = analysis.verdict(df, 9.0, 1300, 100).set_index("runtime")
+    v = tables.verdict(df, 9.0, 1300, 100).set_index("runtime")
     assert pd.isna(v.loc["llama.cpp Q4_1", "max_output_tokens"]) and v.loc["llama.cpp Q4_1", "fits"] == "n/a"
     assert pd.isna(v.loc["llama.cpp Q4_1", "s_per_sample"])
     hf_row = v.loc["transformers fp32"]  # defined values as before: the formula, and fits agreeing with it
     budget_s = 9.0 * 3600 / 1300
     assert hf_row["max_output_tokens"] == int(np.floor(1 + (budget_s - hf_row["prefill_s"]) * hf_row["decode_tok_s"]))
     assert hf_row["fits"] == ("yes" if hf_row["max_output_tokens"] >= 100 else "no")
-    one = analysis.verdict(df, 9.0, 1300, 1).set_index("runtime")  # 1 wanted token: no decode rate needed
+    one = tables.verdict(df, 9.0, 1300, 1).set_index("runtime")  # 1 wanted token: no decode rate needed
     assert one.loc["llama.cpp Q4_1", "fits"] == "yes"
     assert one.loc["llama.cpp Q4_1", "s_per_sample"] == pytest.approx(one.loc["llama.cpp Q4_1", "prefill_s"])
-    tight = analysis.verdict(df, 1e-9, 1300, 100).set_index("runtime")  # the first token misses the budget
+    tight = tables.verdict(df, 1e-9, 1300, 100).set_index("runtime")  # the first token misses the budget
     assert tight.loc["llama.cpp Q4_1", "max_output_tokens"] == 0 and tight.loc["llama.cpp Q4_1", "fits"] == "no"
 
 

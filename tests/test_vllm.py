@@ -9,8 +9,8 @@ import pytest
 
 from shared.models import envs, loading, timing
 from shared.run import experiment
-from shared.models.catalog import LabError
-from shared.models.timing import ContextTooLongError
+from shared.errors import LabError
+from shared.errors import ContextTooLongError
 
 SMOL = "smollm2-135m-instruct"
 CHAT = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.run import params
-from shared.models.catalog import LabError
+from shared.errors import LabError
 from shared.machine import REPO
 
 
@@ -62,7 +62,7 @@ def test_make_reads_yes_no_variables_as_typed(variable, option):
     for value, on in [("1", True), ("true", True), ("YES", True), ("0", False), ("false", False),
                       ("No", False), ("", False)]:
         done = _make("run", **{variable: value})
-        line = next(ln for ln in done.stdout.splitlines() if "shared.run.runbook" in ln)
+        line = next(ln for ln in done.stdout.splitlines() if "-m shared run" in ln)
         assert (option in line.split()) is on, (variable, value, line)
     done = _make("run", **{variable: "maybe"})
     assert done.returncode != 0 and f"{variable}=maybe is not yes or no" in done.stderr

@@ -40,7 +40,7 @@ redo = False                                         # measure configurations al
 from IPython.display import Markdown, display
 
 from shared.models import loading, timing
-from shared.report import analysis, plots
+from shared.report import tables, plots
 from shared.run import experiment
 from shared.machine import REPO
 from shared.run.params import as_bools, as_lists
@@ -71,9 +71,9 @@ settings = dict(device=device, n_threads=n_threads, questions=questions, max_new
 df = experiment.run(configs, measure, TABLE, redo=redo, desc="eos", settings=settings)  # settings: part of "already measured"
 
 # %%
-display(Markdown(analysis.markdown(analysis.eos_summary(df))))
+display(Markdown(tables.markdown(tables.eos_summary(df))))
 ok = df[df["status"].eq("ok") & df["mode"].eq("stop at EOS")]
-display(Markdown(analysis.markdown(ok[["model", "runtime", "question", "text"]])))
+display(Markdown(tables.markdown(ok[["model", "runtime", "question", "text"]])))
 
 # %%
 plots.eos_bars(df, RESULTS / "eos_output_tokens_and_time.png");

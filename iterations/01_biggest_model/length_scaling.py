@@ -44,7 +44,7 @@ redo = False                              # measure configurations already done 
 from IPython.display import Markdown, display
 
 from shared.models import loading, timing
-from shared.report import analysis, plots
+from shared.report import tables, plots
 from shared.run import experiment
 from shared.machine import REPO
 from shared.run.params import as_bools, as_lists
@@ -83,7 +83,7 @@ df = experiment.run(configs, measure, TABLE, redo=redo, desc="length scaling", s
 # ## Fitted lines (slope per token, or per sequence for batch size)
 
 # %%
-display(Markdown(analysis.markdown(analysis.scaling_fits(df))))
+display(Markdown(tables.markdown(tables.scaling_fits(df))))
 
 # %%
 for sweep, name in [("input", "time_memory_vs_input_tokens.png"),

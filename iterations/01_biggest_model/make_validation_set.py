@@ -50,7 +50,7 @@ from IPython.display import Markdown, display
 
 from shared import results
 from shared.models import loading
-from shared.report import analysis
+from shared.report import tables
 from shared.task import dataio, validation
 from shared.machine import REPO
 from shared.run.params import as_bools
@@ -82,5 +82,5 @@ print(f"competition format: {CSV} ({len(dataio.read_pairs(CSV))} rows read back)
 print(f"{len(rows)} rows; {rows['error'].notna().sum()} failed; "
       f"{(rows['stop_reason'] == 'length').sum()} rewrites hit the {max_new_tokens}-token cap; "
       f"median {rows['seconds'].median():.1f} s a rewrite")
-display(Markdown(analysis.markdown(rows.groupby(["split", "kind"]).size().rename("pairs").reset_index())))
-display(Markdown(analysis.markdown(rows[["prompt", "original", "rewritten"]].head(4))))
+display(Markdown(tables.markdown(rows.groupby(["split", "kind"]).size().rename("pairs").reset_index())))
+display(Markdown(tables.markdown(rows[["prompt", "original", "rewritten"]].head(4))))

@@ -60,7 +60,7 @@ from IPython.display import Markdown, display
 
 from shared import machine, results
 from shared.models import loading
-from shared.report import analysis, plots
+from shared.report import tables, plots
 from shared.run import experiment
 from shared.task import mean_prompt, metrics, prompts, validation
 from shared.machine import REPO
@@ -216,8 +216,8 @@ ok = df[df["status"].eq("ok") & df["model"].eq(model) & df["split"].eq("held_out
         & df["validation_set"].eq(set_name)]
 ok = ok[ok["machine"].eq(ok["machine"].iloc[-1])] if len(ok) else ok          # this machine's rows
 ok = ok.drop_duplicates(["strategy", "pair"], keep="last")                     # each pair counts once
-display(Markdown(analysis.markdown(metrics.summarize(ok))))
-display(Markdown(analysis.markdown(ok[["strategy", "truth", "prediction", "scs"]].head(12))))
+display(Markdown(tables.markdown(metrics.summarize(ok))))
+display(Markdown(tables.markdown(ok[["strategy", "truth", "prediction", "scs"]].head(12))))
 
 # %%
 plots.scs_bars(ok, RESULTS / "scs_by_strategy.png");
@@ -239,4 +239,4 @@ if len(cuts):
     cut_ok = cuts[cuts["status"].eq("ok") & cuts["model"].eq(model) & cuts["validation_set"].eq(set_name)
                   & cuts["machine"].eq(machine.info()["machine"])]
     cut_ok = cut_ok.drop_duplicates(["strategy", "max_text_tokens", "pair"], keep="last")
-    display(Markdown(analysis.markdown(metrics.summarize(cut_ok, by="max_text_tokens"))))
+    display(Markdown(tables.markdown(metrics.summarize(cut_ok, by="max_text_tokens"))))

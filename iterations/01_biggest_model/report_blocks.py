@@ -4,10 +4,12 @@
 differ from what the results produce.
 """
 from shared import results
-from shared.report import analysis, reproduction
-from shared.speed import fastenough
-from shared.task import metrics
-from shared.machine import REPO
+from shared.report import tables, reproduction
+from shared.task import competition, metrics
+from shared.machine import REPO, machine_label
+from shared.report.report import iteration_module
+
+answer = iteration_module(REPO / "iterations" / "01_biggest_model", "answer")   # Iteration 1's answer tables
 
 RESULTS = REPO / "res" / "01_biggest_model"
 
@@ -18,7 +20,7 @@ def _table(name: str):
 
 def _short_machines(table):
     """`table` with its machine column in short labels ("AMD EPYC 2c", "Xeon 2c", "T4")."""
-    return table.assign(machine=table["machine"].map(analysis.machine_label)) if "machine" in table else table
+    return table.assign(machine=table["machine"].map(machine_label)) if "machine" in table else table
 
 
 def _source(name: str, notebook: str, df) -> str:
@@ -33,7 +35,7 @@ def _source(name: str, notebook: str, df) -> str:
 
 def speed_decode() -> str:
     df = _table("speed")
-    return (analysis.markdown(analysis.speed_table(df, "decode_tok_s"), index=True) + "\n\n"
+    return (tables.markdown(tables.speed_table(df, "decode_tok_s"), index=True) + "\n\n"
             + _source("speed", "speed.ipynb", df))
 
 
@@ -41,51 +43,51 @@ def speed_prefill() -> str:
     df = _table("speed")
     if df.empty:
         return _source("speed", "speed.ipynb", df)
-    n = int(analysis.ok_timed(df)["input_tokens"].median())
+    n = int(results.ok_timed(df)["input_tokens"].median())
     return (f"Prefill seconds (time to first token) for a typical input of about {n} tokens:\n\n"
-            + analysis.markdown(analysis.speed_table(df, "prefill_s"), index=True))
+            + tables.markdown(tables.speed_table(df, "prefill_s"), index=True))
 
 
 def speed_ratios() -> str:
     df = _table("speed")
     out = []
     for metric in ("decode_tok_s", "prefill_s"):
-        ratios = analysis.speedup(df, "transformers fp32", metric)
+        ratios = tables.speedup(df, "transformers fp32", metric)
         if not ratios.empty:
             out.append(f"`{metric}` of each runtime / transformers fp32 (median):\n\n"
-                       + analysis.markdown(_short_machines(ratios.dropna(axis=0, thresh=3)), floatfmt=".2f"))
+                       + tables.markdown(_short_machines(ratios.dropna(axis=0, thresh=3)), floatfmt=".2f"))
     return "\n\n".join(out) or _source("speed", "speed.ipynb", df)
 
 
 def speed_failures() -> str:
-    fails = analysis.failures(_table("speed"))
-    return "No configuration failed." if fails.empty else analysis.markdown(_short_machines(fails))
+    fails = tables.failures(_table("speed"))
+    return "No configuration failed." if fails.empty else tables.markdown(_short_machines(fails))
 
 
 def budget_verdict() -> str:
     df = _table("speed")
-    ok = analysis.ok_timed(df)
+    ok = results.ok_timed(df)
     if ok.empty:
         return _source("speed", "speed.ipynb", df)
     last = ok.iloc[-1]
-    v = analysis.verdict(df, last["budget_hours"], int(last["samples"]), int(last["target_output_tokens"]))
+    v = tables.verdict(df, last["budget_hours"], int(last["samples"]), int(last["target_output_tokens"]))
     head = (f"Budget: {last['budget_hours']:g} h for {int(last['samples'])} samples = "
             f"**{v.attrs['budget_s']:.1f} s per sample**; wanted output: "
             f"{v.attrs['output_tokens']} tokens.\n\n")
     cols = ["model", "runtime", "machine", "input_tokens", "prefill_s", "decode_tok_s",
             "s_per_sample", "max_output_tokens", "fits"]
-    return head + analysis.markdown(_short_machines(v[cols].sort_values(["machine", "model", "runtime"])))
+    return head + tables.markdown(_short_machines(v[cols].sort_values(["machine", "model", "runtime"])))
 
 
 def scaling_fits() -> str:
     df = _table("length_scaling")
-    fits = analysis.scaling_fits(df)
-    return analysis.markdown(fits, floatfmt=".4g") + "\n\n" + _source("length_scaling", "length_scaling.ipynb", df)
+    fits = tables.scaling_fits(df)
+    return tables.markdown(fits, floatfmt=".4g") + "\n\n" + _source("length_scaling", "length_scaling.ipynb", df)
 
 
 def eos_comparison() -> str:
     df = _table("eos")
-    return (analysis.markdown(_short_machines(analysis.eos_summary(df)), floatfmt=".3g") + "\n\n"
+    return (tables.markdown(_short_machines(tables.eos_summary(df)), floatfmt=".3g") + "\n\n"
             + _source("eos", "eos.ipynb", df))
 
 
@@ -168,7 +170,7 @@ def prompt_strategies() -> str:
         table = metrics.summarize(g)
         parts.append(f"**{model}** ({runtime}) on {machine}, held-out split of `{name}`, SCS with "
                      f"**{', '.join(sorted(g['encoder'].unique()))}**:\n\n"
-                     + analysis.markdown(table) + "\n\n" + _verdict(g))
+                     + tables.markdown(table) + "\n\n" + _verdict(g))
     return "\n\n".join(parts) + "\n\n" + _source("prompt_engineering", "prompt_engineering.ipynb", df)
 
 
@@ -196,7 +198,7 @@ def text_cut_sweep() -> str:
         parts.append(f"**{strategy}** with **{model}** on {machine}, held-out split of `{name}`, texts "
                      f"cut to `max_text_tokens` (SCS with **{', '.join(sorted(g['encoder'].unique()))}**; "
                      f"`truncated`: pairs with a text cut):\n\n"
-                     + analysis.markdown(table[["max_text_tokens", "scs_mean", "scs_ci95", "s_per_sample",
+                     + tables.markdown(table[["max_text_tokens", "scs_mean", "scs_ci95", "s_per_sample",
                                                 "n", "truncated"]]) + "\n\n" + _text_cut_default(g))
     return "\n\n".join(parts) + "\n\n" + _source("text_cut", "prompt_engineering.ipynb", df)
 
@@ -250,7 +252,7 @@ def submission_batches() -> str:
         parts.append(f"`shared.task.submit --strategy {strategy} --model {model} --backend {backend}` on "
                      f"{machine} ({int(g['max_new_tokens'].iloc[0])} new tokens at most, "
                      f"{int(g['n_threads'].iloc[0])} threads, runs alternating):\n\n"
-                     + analysis.markdown(t, floatfmt=".2f"))
+                     + tables.markdown(t, floatfmt=".2f"))
     dates = df["timestamp"].dropna().str.slice(0, 10)
     return ("\n\n".join(parts) + f"\n\n_From `res/01_biggest_model/submission_batches.jsonl`: {len(df)} rows, "
             f"{dates.min()} to {dates.max()}; made by `benchmarks/submit_batches.py`._")
@@ -280,18 +282,18 @@ def roofline_accuracy() -> str:
     keep = ["rows", "configs"] + [c for c in loo if c.endswith("_pct")]
     loo, held, cols = _counts_as_int(loo, "configs"), _counts_as_int(held, "configs", "predicted"), \
         _counts_as_int(cols, "configs", "prefill_rows")
-    return (analysis.markdown(loo[keep], floatfmt=".1f") + "\n\n"
+    return (tables.markdown(loo[keep], floatfmt=".1f") + "\n\n"
             "Leave one configuration out (model x quantization x runtime x hardware). The published GPU rows "
             "are also held out a card at a time and a source at a time (batch-1 rows; `predicted`: rows that "
             "had a row of their runtime left to be predicted from):\n\n"
-            + analysis.markdown(held[["held out", "family", "configs", "predicted", "median_err_pct", "worst_err_pct"]],
+            + tables.markdown(held[["held out", "family", "configs", "predicted", "median_err_pct", "worst_err_pct"]],
                                 floatfmt=".1f")
             + "\n\nThe error each column of the table below carries: only its runtime's rows on that card (the T4's "
             "for a 2xT4), each predicted with that row left out (`held_out_err_pct`, `worst_err_pct`) and with its "
             "whole source left out (`loso_err_pct`); a column with fewer than two rows of its own has no error and "
             "is a range from its generation's rows (`scope`); `configs`: the card's rows. Prefill: the generation's "
             "prompt-processing rows, one row out (`prefill_err_pct` of `prefill_rows`):\n\n"
-            + analysis.markdown(cols[[c for c in ["family", "hardware", "configs", "held_out_err_pct", "worst_err_pct",
+            + tables.markdown(cols[[c for c in ["family", "hardware", "configs", "held_out_err_pct", "worst_err_pct",
                                                   "loso_err_pct", "scope", "prefill_rows", "prefill_err_pct"] if c in cols]],
                                 floatfmt=".1f") + "\n\n" + _roofline_source())
 
@@ -304,13 +306,13 @@ def roofline_fast_enough() -> str:
     floor = float(r0.get("max_ppl_delta", 1.0))
     batch_text = ""
     if (table["batch_size"] > 1).any():
-        both = fastenough.batched_table(table, "T4", ["mistral-7b-instruct-v0.2", "llama-2-13b-chat"],
+        both = answer.batched_table(table, "T4", ["mistral-7b-instruct-v0.2", "llama-2-13b-chat"],
                                         ["fp16", "bnb-4bit", "Q4_K_M"])
         batch_text = ("\n\nBatched decoding on one T4 (weights read once a step for the whole batch, KV per "
                       "sequence), per model call; calibrated by the published batched rows of the same runtime on the "
                       "card's generation where there are any, else `uncalibrated` with a range from no gain from "
-                      "batching to the roofline ceiling. " + fastenough.BATCH_CAPTION + "\n\n"
-                      + analysis.markdown(both, floatfmt=".3g"))
+                      "batching to the roofline ceiling. " + answer.BATCH_CAPTION + "\n\n"
+                      + tables.markdown(both, floatfmt=".3g"))
     return (f"Each cell: ✓ fast enough / slow / uncalibrated (a range: the roofline ceiling to the runtime's worst "
             f"fit on any GPU) / range (a card with fewer than two rows of the runtime of its own: its generation's "
             f"rows, never a ✓) / ⚠ above ceiling (an implied bandwidth efficiency above the highest of any published "
@@ -322,14 +324,14 @@ def roofline_fast_enough() -> str:
             f"weights come from: (file) a published GGUF size, (bpw est.) parameters x bits per weight, (params) "
             f"parameters x the dtype's bits; ✗ = does not fit. Budget {r0['budget_hours']:g} h / "
             f"{int(r0['samples'])} samples = {r0['budget_s']:.1f} s a sample. Batch 1. "
-            + fastenough.load_summary(table) + " " + fastenough.weights_summary(table) + "\n\n"
-            + analysis.markdown(fastenough.fast_enough_grid(table))
+            + answer.load_summary(table) + " " + answer.weights_summary(table) + "\n\n"
+            + tables.markdown(answer.fast_enough_grid(table))
             + "\n\nThe biggest candidate per GPU on a runtime calibrated on that card's generation, at 4 bits or more:\n\n"
-            + fastenough.biggest_sentences(table)
+            + answer.biggest_sentences(table)
             + f"\n\nAt the lowest bits whose published perplexity increase (llama.cpp's Llama-3-8B table) is at most "
-            f"{floor:g}:\n\n" + fastenough.biggest_sentences(table, min_bits=0, max_ppl_delta=floor)
+            f"{floor:g}:\n\n" + answer.biggest_sentences(table, min_bits=0, max_ppl_delta=floor)
             + "\n\nWhich rows calibrated each runtime on each GPU, and the held-out error of that column:\n\n"
-            + analysis.markdown(fastenough.calibrations(table), floatfmt=".0f") + batch_text
+            + tables.markdown(answer.calibrations(table), floatfmt=".0f") + batch_text
             + "\n\n" + _roofline_source())
 
 
@@ -401,7 +403,7 @@ def gpu_answer() -> str:
         return str(c["scope"].iloc[0]), (None if loso is None or loso != loso else float(loso))
     lines, evidence = [], {}
     for label, kw in ((">= 4 bits", {"min_bits": 4}), (f"floor (PPL +{floor:g})", {"min_bits": 0, "max_ppl_delta": floor})):
-        for r in fastenough.answer(table, **kw).to_dict("records"):
+        for r in answer.answer(table, **kw).to_dict("records"):
             if r["hardware"] not in ANSWER_CARDS:
                 continue
             if pd.isna(r.get("model")):
@@ -431,7 +433,7 @@ def gpu_answer() -> str:
             "model; `row split`: the 2xT4's other way to split the layers, uncalibrated. A card whose column is a "
             "range (fewer than two rows of its own) gets no point estimate: its calls a sample are the range.")
     ev = "\n".join(f"- {fam} on {card}: {text}" for (fam, card), text in evidence.items())
-    return (head + "\n\n" + analysis.markdown(pd.DataFrame(lines)) + "\n\nEvidence (source; date; build of the rows "
+    return (head + "\n\n" + tables.markdown(pd.DataFrame(lines)) + "\n\nEvidence (source; date; build of the rows "
             "each answer rests on):\n\n" + ev + "\n\nWhat would change the answer:\n\n" + _what_would_change(table, cols)
             + "\n" + _long_inputs(table, long)
             + "\n\n" + _roofline_source())
@@ -466,8 +468,8 @@ def _long_inputs(table, long) -> str:
     """One line a card whose answer does not survive the long workload (`prediction_long` rows):
     what it does there and the answer computed for that workload instead."""
     import pandas as pd
-    short = fastenough.answer(table, min_bits=4).set_index("hardware")
-    at_long = fastenough.answer(long, min_bits=4).set_index("hardware")
+    short = answer.answer(table, min_bits=4).set_index("hardware")
+    at_long = answer.answer(long, min_bits=4).set_index("hardware")
     n = int(long["input_tokens"].iloc[0])
     out = []
     for card in ANSWER_CARDS:
@@ -511,7 +513,7 @@ def published_bnb_ratios() -> str:
             continue
         g = g.assign(ratio_to_fp16=g["decode_tok_s"] / fp16["decode_tok_s"].iloc[0])
         out.append(f"**{table}** ({g['source'].iloc[0].split(' (')[0]}), batch 1:\n\n"
-                   + analysis.markdown(g[["row", "quantization", "decode_tok_s", "ratio_to_fp16"]], floatfmt=".2f"))
+                   + tables.markdown(g[["row", "quantization", "decode_tok_s", "ratio_to_fp16"]], floatfmt=".2f"))
     return "\n\n".join(out) or "_No published table with an fp16 row and a bitsandbytes row._"
 
 
@@ -527,8 +529,8 @@ def roofline_batch_check() -> str:
             "measured_throughput", "predicted_throughput", "err_pct"]
     return ("Batched rows predicted by the batch-1 calibration of the same runtime and card (weights read once "
             "a step for the batch, KV per sequence), per sequence; this lab's CPU rows first:\n\n"
-            + analysis.markdown(lab[cols], floatfmt=".3g") + "\n\nAll batched rows, by card and runtime:\n\n"
-            + analysis.markdown(summary, floatfmt=".0f") + "\n\n" + _roofline_source())
+            + tables.markdown(lab[cols], floatfmt=".3g") + "\n\nAll batched rows, by card and runtime:\n\n"
+            + tables.markdown(summary, floatfmt=".0f") + "\n\n" + _roofline_source())
 
 
 def roofline_cpu_ladder() -> str:
@@ -538,13 +540,13 @@ def roofline_cpu_ladder() -> str:
     r0 = ladder.iloc[0]
     cols = ["model", "quantization", "source", "decode_tok_s", "loo_predicted_tok_s", "loo_err_pct", "prefill_s",
             "s_per_sample", "max_output_tokens", "memory_gb", "fast_enough"]
-    return (f"On {analysis.machine_label(r0['machine'])}, a call of {int(r0['input_tokens'])} + {int(r0['output_tokens'])} "
+    return (f"On {machine_label(r0['machine'])}, a call of {int(r0['input_tokens'])} + {int(r0['output_tokens'])} "
             "tokens (the lab's median answer, as in the GPU table; the speed section's budget verdict asks "
             "for 100 output tokens, so a row can fit here and not there). Measured rows: decode tok/s from the "
             "rows at the input length nearest the call's (as the speed table's), prefill scaled linearly from "
             "that input length, and the leave-one-out prediction beside them (`loo_err_pct`: its error); predicted "
             "rows are marked, their `loo_err_pct` is the median leave-one-out error of their runtime here.\n\n"
-            + analysis.markdown(ladder[[c for c in cols if c in ladder]], floatfmt=".3g"))
+            + tables.markdown(ladder[[c for c in cols if c in ladder]], floatfmt=".3g"))
 
 
 def roofline_seed_check() -> str:
@@ -568,38 +570,38 @@ def roofline_seed_check() -> str:
             f"the GPU's memory and the efficiency is at most {verdicts['efficiency_ceiling'].iloc[0]:.2f}, the highest of "
             "any published llama.cpp row. `median_factor_off`: how far the prediction calibrated on the column's own "
             "runtime (llama.cpp or bitsandbytes) is from the seed's numbers (a factor, 1 = equal).\n\n"
-            + analysis.markdown(verdicts[cols], floatfmt=".2f") + "\n\n" + "\n".join(lines)
+            + tables.markdown(verdicts[cols], floatfmt=".2f") + "\n\n" + "\n".join(lines)
             + "\n\n_Per cell: `calibration.seed_check` (in `roofline.ipynb`); the seed's numbers are in "
             "`shared/data/seed_speeds.yaml` with their source._")
 
 
 def speed_memory() -> str:
     df = _table("speed")
-    table = analysis.memory_table(df)
+    table = tables.memory_table(df)
     if table.empty:
         return "_No rows with the memory-footprint fields yet: run `speed.ipynb` (`make run REDO=1`)._"
-    return (analysis.markdown(table.assign(machine=table["machine"].map(analysis.machine_label)),
+    return (tables.markdown(table.assign(machine=table["machine"].map(machine_label)),
                               floatfmt=".0f") + "\n\n" + _source("speed", "speed.ipynb", df))
 
 
 def batch_throughput() -> str:
     df = _table("batch")
-    table = analysis.batch_table(df)
+    table = tables.batch_table(df)
     if table.empty:
         return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
-    return analysis.markdown(table, floatfmt=".3g") + "\n\n" + _source("batch", "speed.ipynb", df)
+    return tables.markdown(table, floatfmt=".3g") + "\n\n" + _source("batch", "speed.ipynb", df)
 
 
 def batch_verdict() -> str:
     """Per model and machine: vLLM's largest batch against llama.cpp's batch 1, and its start-up
     (which includes the one-time GGUF conversion when the row says it converted: from_cache false)."""
     df = _table("batch")
-    table = analysis.batch_table(df)
+    table = tables.batch_table(df)
     if table.empty:
         return _source("batch", "speed.ipynb with PARAMS=cpu_full (batch_sizes)", df)
-    ok = analysis.ok_timed(df)
+    ok = results.ok_timed(df)
     conv = ok[ok["backend"].eq("vllm") & ok["from_cache"].eq(False)] if "from_cache" in ok else ok.iloc[:0]
-    converted = set(zip(conv["model"], conv["machine"].map(analysis.machine_label)))  # per model and machine
+    converted = set(zip(conv["model"], conv["machine"].map(machine_label)))  # per model and machine
     ratio = [c for c in table if c.startswith("largest batch")][0]
     lines = []
     for _, r in table[table["runtime"].str.startswith("vLLM")].iterrows():
@@ -629,11 +631,11 @@ def submissions() -> str:
     source = _source("submissions", "shared.task.submit --results-dir", df)
     keys = ["machine", "test", "model", "backend", "strategy", "batch_size", "reuse_prefix"]
     df = df.assign(**{k: df[k] if k in df else None for k in keys}).assign(
-        machine=df["machine"].map(analysis.machine_label))
+        machine=df["machine"].map(machine_label))
     df = df.drop_duplicates(keys, keep="last").assign(
         scs_ci95=lambda d: [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(d["score_scs_ci_low"], d["score_scs_ci_high"])])
     cols = keys + ["rows", "score_scs_mean", "scs_ci95", "score_encoder", "s_per_sample", "samples", "hours", "fits"]
-    out = analysis.markdown(df[[c for c in cols if c in df]].rename(columns={
+    out = tables.markdown(df[[c for c in cols if c in df]].rename(columns={
         "score_scs_mean": "scs", "score_encoder": "encoder", "samples": "for_samples"}), floatfmt=".3g")
     lines = []
     same = [k for k in keys if k != "reuse_prefix"]
@@ -669,7 +671,7 @@ def prompt_ranking() -> str:
     ok = _held_out_rows(_table("prompt_engineering"), name)
     if ok.empty:
         return _source("prompt_engineering", "prompt_engineering.ipynb", ok)
-    lines = [f"- {model} on {analysis.machine_label(machine)} ({', '.join(sorted(g['encoder'].unique()))}), "
+    lines = [f"- {model} on {machine_label(machine)} ({', '.join(sorted(g['encoder'].unique()))}), "
              + _ranking(g) for (machine, model), g in ok.groupby(["machine", "model"])]
     return ("SCS means over the held-out pairs of `" + name + "`; each lead paired over the same pairs, "
             "with its 95% CI:\n\n" + "\n".join(lines + [f"- {t}" for t in _mean_prompt_lines(name)]))
@@ -718,3 +720,10 @@ HEADLINES = [
     reproduction.Headline(RESULTS / "machine_peaks.jsonl", keys=("threads",),
                           metrics={"copy GB/s": "copy_gb_s", "matmul fp32 TFLOP/s": "matmul_fp32_tflops"}),
 ]
+
+
+def question_numbers() -> set[str]:
+    """The question's own numbers, allowed in prose (shared.report.report.typed_numbers): the
+    competition's budget hours, samples and the seconds a sample they give."""
+    f = competition.facts()
+    return {f"{f.budget_hours:g}", str(f.samples), f"{f.budget_s_per_sample:.1f}", f"{f.budget_s_per_sample:.0f}"}

@@ -23,7 +23,7 @@
 # efficiencies and overheads on this lab's rows and on published rows
 # (`shared/data/published_speeds.yaml`), checks them by leave-one-out, and predicts every
 # candidate x quantization x GPU (`shared/speed/roofline.py`, `shared/speed/calibration.py`,
-# `shared/speed/fastenough.py`).
+# `shared/speed/predictor.py`).
 
 # %% tags=["parameters"]
 hardware = ["P100", "T4", "2xT4"]                     # hardware.yaml labels or keys: the table's GPUs
@@ -48,22 +48,25 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from shared import results
-from shared.report import analysis
-from shared.speed import calibration, fastenough, peaks
+from shared.report import tables
+from shared.speed import calibration, peaks, predictor
+from shared.report.report import iteration_module
 from shared.task import competition
 from shared.machine import REPO, info
 from shared.run.params import as_bools, as_lists
+
+answer = iteration_module(REPO / "iterations" / "01_biggest_model", "answer")   # Iteration 1's answer tables
 
 as_lists(globals(), "hardware", "candidates", "quantizations", "ladder", "batch_sizes")
 as_bools(globals(), "redo")  # -p redo false is the text "false": read it as no
 budget_hours, samples = competition.budget(budget_hours, samples)  # 0: the competition's (kaggle.yaml)
 RESULTS = REPO / results_dir
-output_tokens = output_tokens or fastenough.lab_output_tokens(RESULTS) or fastenough.lab_output_tokens()
+output_tokens = output_tokens or answer.lab_output_tokens(RESULTS) or answer.lab_output_tokens()
 n_ctx = n_ctx or None
 print(f"workload: {input_tokens} input + {output_tokens} output tokens a call, n_ctx {n_ctx or 'input + output'}; "
       f"budget {budget_hours:g} h / {samples} samples = {budget_hours * 3600 / samples:.1f} s a sample")
-peak_rows = peaks.ensure(RESULTS / fastenough.PEAKS_TABLE, threads=threads, redo=redo, array_mb=peak_array_mb)
-display(Markdown(analysis.markdown(
+peak_rows = peaks.ensure(RESULTS / predictor.PEAKS_TABLE, threads=threads, redo=redo, array_mb=peak_array_mb)
+display(Markdown(tables.markdown(
     pd.DataFrame(peak_rows)[["machine", "threads", "copy_gb_s", "triad_gb_s", "matmul_fp32_tflops",
                              "matmul_library", "load_avg_1min"]])))
 
@@ -74,13 +77,13 @@ display(Markdown(analysis.markdown(
 # rows): each is predicted from constants fitted without it.
 
 # %%
-model = fastenough.Model(RESULTS, hardware)
+model = predictor.Predictor(RESULTS, hardware)
 for line in model.skipped:
     print("not used:", line)
-display(Markdown(analysis.markdown(fastenough.loo_summary(model), floatfmt=".1f")))
-display(Markdown(analysis.markdown(fastenough.held_out_summary(model), floatfmt=".1f")))
-display(Markdown(analysis.markdown(model.columns, floatfmt=".1f")))
-display(Markdown(analysis.markdown(model.batch_check, floatfmt=".3g")))  # batched rows from batch-1 constants
+display(Markdown(tables.markdown(predictor.loo_summary(model), floatfmt=".1f")))
+display(Markdown(tables.markdown(predictor.held_out_summary(model), floatfmt=".1f")))
+display(Markdown(tables.markdown(model.columns, floatfmt=".1f")))
+display(Markdown(tables.markdown(model.batch_check, floatfmt=".3g")))  # batched rows from batch-1 constants
 
 # %% [markdown]
 # ## Fast enough? Every candidate x quantization x GPU x batch size
@@ -92,29 +95,29 @@ display(Markdown(analysis.markdown(model.batch_check, floatfmt=".3g")))  # batch
 # `shared/data/gguf_files.yaml`) or an estimate (bpw est., params).
 
 # %%
-table = fastenough.fast_enough(model, candidates, quantizations, hardware, input_tokens, output_tokens,
+table = predictor.fast_enough(model, candidates, quantizations, hardware, input_tokens, output_tokens,
                                budget_hours, samples, batch_sizes, n_ctx, splits=True)
 # the second workload: the seed's long inputs, batch 1 (which answers survive them)
-long_table = fastenough.fast_enough(model, candidates, quantizations, hardware, long_input_tokens, output_tokens,
+long_table = predictor.fast_enough(model, candidates, quantizations, hardware, long_input_tokens, output_tokens,
                                     budget_hours, samples, [1], None, splits=True)
-print(fastenough.load_summary(table))
-print(fastenough.weights_summary(table))
-display(Markdown(analysis.markdown(fastenough.fast_enough_grid(table))))
-display(Markdown(analysis.markdown(fastenough.calibrations(table))))
+print(answer.load_summary(table))
+print(answer.weights_summary(table))
+display(Markdown(tables.markdown(answer.fast_enough_grid(table))))
+display(Markdown(tables.markdown(answer.calibrations(table))))
 if max(batch_sizes) > 1:  # per GPU, the configurations that fit memory: batch sizes side by side
-    display(Markdown(fastenough.BATCH_CAPTION))
+    display(Markdown(answer.BATCH_CAPTION))
     fitting = table[table["fits_memory"] != False]  # noqa: E712
     for label in dict.fromkeys(table["hardware"]):
-        display(Markdown(f"**{label}**\n\n" + analysis.markdown(fastenough.batched_table(fitting, label))))
-display(Markdown(fastenough.biggest_sentences(table)))
-display(Markdown(fastenough.biggest_sentences(table, min_bits=0, max_ppl_delta=max_ppl_delta)))
+        display(Markdown(f"**{label}**\n\n" + tables.markdown(answer.batched_table(fitting, label))))
+display(Markdown(answer.biggest_sentences(table)))
+display(Markdown(answer.biggest_sentences(table, min_bits=0, max_ppl_delta=max_ppl_delta)))
 
 # %% [markdown]
 # ## This CPU's ladder, measured (and predicted where not measured)
 
 # %%
-ladder_table = fastenough.cpu_ladder(model, ladder, input_tokens, output_tokens, budget_hours, samples)
-display(Markdown(analysis.markdown(ladder_table, floatfmt=".3g")))
+ladder_table = predictor.cpu_ladder(model, ladder, input_tokens, output_tokens, budget_hours, samples)
+display(Markdown(tables.markdown(ladder_table, floatfmt=".3g")))
 
 # %% [markdown]
 # ## The seed's speed table against physics and the seed's own labels
@@ -123,7 +126,7 @@ display(Markdown(analysis.markdown(ladder_table, floatfmt=".3g")))
 check = calibration.seed_check(model.calibrator)
 verdicts = calibration.seed_verdicts(check)
 print(f"highest implied efficiency of any published llama.cpp row: {check.attrs['efficiency_ceiling']:.2f}")
-display(Markdown(analysis.markdown(verdicts, floatfmt=".2f")))
+display(Markdown(tables.markdown(verdicts, floatfmt=".2f")))
 
 # %% [markdown]
 # ## Every prediction as a row
@@ -134,20 +137,20 @@ display(Markdown(analysis.markdown(verdicts, floatfmt=".2f")))
 # %%
 run = results.new_run_id()
 common = {**info(), "max_ppl_delta": max_ppl_delta}
-results.append(RESULTS / fastenough.PREDICTIONS_TABLE,
+results.append(RESULTS / answer.PREDICTIONS_TABLE,
                [common | {"table": "prediction"} | r for r in table.to_dict("records")]
                + [common | {"table": "prediction_long"} | r for r in long_table.to_dict("records")]
                + [common | {"table": "column_error"} | r for r in model.columns.to_dict("records")]
-               + [common | {"table": "held_out"} | r for r in fastenough.held_out_summary(model).to_dict("records")]
-               + [common | {"table": "loo_summary"} | r for r in fastenough.loo_summary(model).to_dict("records")]
+               + [common | {"table": "held_out"} | r for r in predictor.held_out_summary(model).to_dict("records")]
+               + [common | {"table": "loo_summary"} | r for r in predictor.loo_summary(model).to_dict("records")]
                + [common | {"table": "batch_check"} | r for r in model.batch_check.to_dict("records")]
                + [common | {"table": "cpu_ladder", "budget_hours": budget_hours, "samples": samples,
                             "input_tokens": input_tokens, "output_tokens": output_tokens} | r
                   for r in ladder_table.to_dict("records")]
                + [common | {"table": "seed_verdict", "efficiency_ceiling": check.attrs["efficiency_ceiling"]} | r
                   for r in verdicts.to_dict("records")], run_id=run)
-print(f"appended run {run} to {fastenough.PREDICTIONS_TABLE}: {len(table)} predictions")
+print(f"appended run {run} to {answer.PREDICTIONS_TABLE}: {len(table)} predictions")
 
 # %%
-answers = pd.concat([fastenough.answer(table), fastenough.answer(table, min_bits=0, max_ppl_delta=max_ppl_delta)])
-fastenough.roofline_figure(model, hardware, RESULTS / "roofline_decode.png", predicted=answers);
+answers = pd.concat([answer.answer(table), answer.answer(table, min_bits=0, max_ppl_delta=max_ppl_delta)])
+answer.roofline_figure(model, hardware, RESULTS / "roofline_decode.png", predicted=answers);

@@ -51,7 +51,7 @@ batch_max_new_tokens = 64                            # forced answer length in a
 from IPython.display import Markdown, display
 
 from shared.models import loading, timing
-from shared.report import analysis, plots
+from shared.report import tables, plots
 from shared.run import experiment
 from shared.task import competition
 from shared.machine import REPO
@@ -86,10 +86,10 @@ df = experiment.run(configs, measure, TABLE, redo=redo, desc="speed", settings=s
 # ## Decode tokens/s (median ± std over the timed repetitions)
 
 # %%
-display(Markdown(analysis.markdown(analysis.speed_table(df, "decode_tok_s"), index=True)))
-fails = analysis.failures(df)
+display(Markdown(tables.markdown(tables.speed_table(df, "decode_tok_s"), index=True)))
+fails = tables.failures(df)
 if not fails.empty:
-    display(Markdown("Failed configurations:\n\n" + analysis.markdown(fails)))
+    display(Markdown("Failed configurations:\n\n" + tables.markdown(fails)))
 
 # %% [markdown]
 # ## Memory: the model's share of the process (MB, medians)
@@ -100,15 +100,15 @@ if not fails.empty:
 # `LoadedModel.model_rss_mb`.
 
 # %%
-display(Markdown(analysis.markdown(analysis.memory_table(df))))
+display(Markdown(tables.markdown(tables.memory_table(df))))
 
 # %% [markdown]
 # ## Fast enough? The per-sample budget against measured prefill and decode
 
 # %%
-verdict = analysis.verdict(df, budget_hours, samples, output_tokens)
+verdict = tables.verdict(df, budget_hours, samples, output_tokens)
 print(f"budget per sample: {verdict.attrs['budget_s']:.1f} s; wanted output: {output_tokens} tokens")
-display(Markdown(analysis.markdown(verdict)))
+display(Markdown(tables.markdown(verdict)))
 
 # %%
 plots.speed_bars(df, RESULTS / "tokens_per_s_by_model.png");
@@ -150,4 +150,4 @@ def measure_batch(config):
 if batch_configs:
     bdf = experiment.run(batch_configs, measure_batch, BATCH_TABLE, redo=redo, desc="batches",
                          settings=dict(device=device, dtype=dtype, n_threads=n_threads))
-    display(Markdown(analysis.markdown(analysis.batch_table(bdf), floatfmt=".3g")))
+    display(Markdown(tables.markdown(tables.batch_table(bdf), floatfmt=".3g")))

@@ -17,7 +17,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from transformers.generation.streamers import BaseStreamer
 
-from shared import errors, machine
+from shared import machine
 from shared.models import catalog, tokens
 from shared.models.model import LoadedModel, check_batch, stop_reason
 from shared.models.timing import TimedOutput, clock
@@ -132,15 +132,7 @@ class TokenizerRules:
         """Token ids of `text` as text: control-token strings in it are not parsed, no BOS."""
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
-    def encode(self, prompt=None, messages=None) -> list[int]:
-        """Token ids of a raw prompt (with BOS where the tokenizer adds one) or of a chat rendered
-        by its template. Prompt and message contents are literal text (shared.models.tokens)."""
-        if messages is not None:
-            if not self.has_chat_template:
-                raise errors.LabError(f"{self.name} has no chat template; pass prompt= (raw text)")
-            return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
-        if not isinstance(prompt, str):
-            raise errors.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+    def _encode_raw(self, prompt: str) -> list[int]:
         return self.tokenizer(prompt, split_special_tokens=True)["input_ids"]
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -69,15 +69,7 @@ class LlamaCppModel(LoadedModel):
         """Token ids of `text` as text: control-token strings in it are not parsed, no BOS."""
         return self.llm.tokenize(text.encode(), add_bos=False, special=False)
 
-    def encode(self, prompt=None, messages=None) -> list[int]:
-        """Token ids of a raw prompt (with BOS where the GGUF asks for one) or of a chat rendered
-        by its template. Prompt and message contents are literal text (shared.models.tokens)."""
-        if messages is not None:
-            if not self.chat_template:
-                raise errors.LabError(f"{self.name}: the GGUF file has no chat template; pass prompt=")
-            return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
-        if not isinstance(prompt, str):
-            raise errors.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+    def _encode_raw(self, prompt: str) -> list[int]:
         return self.llm.tokenize(prompt.encode(), add_bos=self.add_bos, special=False)
 
     def decode(self, ids: Sequence[int]) -> str:

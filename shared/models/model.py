@@ -51,7 +51,7 @@ class LoadedModel:
         anonymous. transformers keeps fp32 safetensors weights as views of the mapped file,
         read at the first forward pass: SmolLM2-135M fp32 (540 MB of weights) 203 MB after
         loading, 711 MB at the peak of its first generation. The rows' peak_rss_mb minus
-        rss_before_load_mb (analysis.with_model_memory) is therefore the share to compare.
+        rss_before_load_mb (tables.with_model_memory) is therefore the share to compare.
         """
         if self.rss_before_load_mb is None or self.rss_after_load_mb is None:
             return None
@@ -63,6 +63,33 @@ class LoadedModel:
         raise NotImplementedError
 
     def encode(self, prompt: str | None = None, messages: Sequence[dict] | None = None) -> list[int]:
+        """Token ids of a raw prompt (with BOS where the model asks for one: `_encode_raw`) or of a
+        chat rendered by its template (`_render`). Prompt and message contents are literal text:
+        a control-token string inside them is text, never a control token (shared.models.tokens).
+        LabError for messages= on a model without a chat template, or neither prompt nor messages."""
+        if messages is not None:
+            if not self.has_chat_template:
+                raise errors.LabError(f"{self.name} has no chat template (a base model); pass prompt= (raw text)")
+            return tokens.encode_chat(tokens.chat_pieces(self._render, messages), self.control, self._literal)
+        if not isinstance(prompt, str):
+            raise errors.LabError(f"encode needs prompt= (text) or messages= (chat), got {prompt!r:.60}")
+        return self._encode_raw(prompt)
+
+    def check_context(self, n_input: int, max_new_tokens: int, what: str = "prompt",
+                      advice: str = "shorten the input or max_new_tokens") -> None:
+        """ContextTooLongError, before any compute, when `n_input` tokens of `what` + `max_new_tokens`
+        new ones exceed the model's context (context_length, tokens); nothing when it is unknown."""
+        if self.context_length and n_input + max_new_tokens > self.context_length:
+            raise errors.ContextTooLongError(
+                f"{self.name}: {what} of {n_input} tokens + {max_new_tokens} new tokens exceeds the "
+                f"context of {self.context_length} tokens; {advice}")
+
+    def _literal(self, text: str) -> list[int]:
+        """Token ids of `text` as text: control-token strings in it are not parsed, no BOS."""
+        raise NotImplementedError
+
+    def _encode_raw(self, prompt: str) -> list[int]:
+        """Token ids of a raw prompt, with BOS where the model asks for one."""
         raise NotImplementedError
 
     def decode(self, ids: Sequence[int]) -> str:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from shared import machine
 from shared.models import tokens
-from shared.errors import ContextTooLongError, LabError
+from shared.errors import LabError
 from shared.machine import DATA
 
 
@@ -139,10 +139,7 @@ def generate(lm, prompt: str | None = None, messages: Sequence[dict] | None = No
     if input_ids is None:
         input_ids = lm.encode(prompt=prompt, messages=messages)  # outside the timed region
     input_ids = tokens.check_ids(input_ids, getattr(lm, "n_vocab", None))
-    if lm.context_length and len(input_ids) + max_new_tokens > lm.context_length:
-        raise ContextTooLongError(
-            f"{lm.name}: prompt of {len(input_ids)} tokens + {max_new_tokens} new tokens exceeds "
-            f"the context of {lm.context_length} tokens; shorten the input or max_new_tokens")
+    lm.check_context(len(input_ids), max_new_tokens)
     with PeakMemory(cuda=lm.on_cuda) as mem:
         out = lm.timed_generate(input_ids, max_new_tokens, force_length, batch_size,
                                 **({"reuse_prefix": True} if reuse_prefix else {}))
@@ -239,10 +236,7 @@ def generate_batch(lm, batch_ids: Sequence[Sequence[int]], max_new_tokens: int =
         raise LabError("batch_ids must be a non-empty list of token-id lists (one per prompt)")
     batch_ids = [tokens.check_ids(ids, getattr(lm, "n_vocab", None)) for ids in batch_ids]
     for i, ids in enumerate(batch_ids):
-        if lm.context_length and len(ids) + max_new_tokens > lm.context_length:
-            raise ContextTooLongError(
-                f"{lm.name}: prompt {i} of the batch has {len(ids)} tokens + {max_new_tokens} new "
-                f"tokens, more than the context of {lm.context_length}; shorten it or max_new_tokens")
+        lm.check_context(len(ids), max_new_tokens, f"prompt {i} of the batch")
     with PeakMemory(cuda=lm.on_cuda) as mem:
         out = lm.timed_generate_batch(batch_ids, max_new_tokens, force_length)
     wall = out.t_end - out.t_start

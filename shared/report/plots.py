@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from shared.report.analysis import SCALING_CURVES, numeric, ok_timed, with_model_memory
+from shared.report.tables import SCALING_CURVES, with_model_memory
+from shared.results import numeric, ok_timed
 
 sns.set_theme(style="whitegrid", context="notebook")
 

@@ -46,12 +46,33 @@ def report_files(iteration: str | Path) -> list[Path]:
     return [report_path(iteration), *appendix_paths(iteration)]
 
 
-def _module(iteration: str | Path):
-    path = Path(iteration) / "report_blocks.py"
-    spec = importlib.util.spec_from_file_location(f"report_blocks_{Path(iteration).name}", path)
+def iteration_module(iteration: str | Path, name: str):
+    """The module `name`.py beside an iteration's notebooks (its report_blocks, Iteration 1's
+    answer), loaded by path (an iteration folder like 01_biggest_model is no Python package) and
+    kept in sys.modules, so that every caller gets the same module object. FileNotFoundError when
+    the file is not there."""
+    path = (Path(iteration) / f"{name}.py").resolve()
+    key = f"iterations.{path.parent.name}.{name}"
+    module = sys.modules.get(key)
+    if module is not None and Path(module.__file__) == path:
+        return module
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is not there: an iteration keeps {name}.py beside its notebooks")
+    spec = importlib.util.spec_from_file_location(key, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[key] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[key]
+        raise
     return module
+
+
+def _module(iteration: str | Path):
+    """The iteration's report_blocks, loaded afresh (a refresh sees edited block code)."""
+    sys.modules.pop(f"iterations.{Path(iteration).resolve().name}.report_blocks", None)
+    return iteration_module(iteration, "report_blocks")
 
 
 def blocks(iteration: str | Path) -> dict[str, Callable[[], str]]:
@@ -142,13 +163,12 @@ PROSE_NUMBER = re.compile(r"(?<![\w.])(?<![A-Za-z]-)((?<![\d.][+-])[+-])?(\d+(?:
 BLOCK_NUMBER = re.compile(r"(?<![\d.])[+-]?\d+(?:\.\d+)?")
 
 
-def question_numbers() -> set[str]:
-    """Parameters of the question itself, allowed in prose: the competition's budget hours,
-    samples and the seconds a sample they give (shared/data/kaggle.yaml)."""
-    from shared.task import competition
-    f = competition.facts()
-    return {f"{f.budget_hours:g}", str(f.samples), f"{f.budget_s_per_sample:.1f}",
-            f"{f.budget_s_per_sample:.0f}"}
+def question_numbers(iteration: str | Path) -> set[str]:
+    """Parameters of the question itself, allowed in prose: the question_numbers() of the
+    iteration's report_blocks.py (a function returning strings, e.g. Iteration 1's budget hours,
+    samples and seconds a sample from shared/data/kaggle.yaml); none when it has none."""
+    numbers = getattr(_module(iteration), "question_numbers", None)
+    return set(numbers()) if numbers else set()
 
 
 def _matches(number: str, printed: set[str]) -> bool:
@@ -181,7 +201,7 @@ def typed_numbers(iteration: str | Path) -> list[str]:
     the same section prints ("README.md:869: 0.132 in '...(0.132 against 0.146)...'"): a result
     comes from a block (a function of the rows), so prose cannot drift from the rows. The
     section of a number is the smallest one around it (with its subsections)."""
-    allowed = question_numbers()
+    allowed = question_numbers(iteration)
     out = []
     for path in report_files(iteration):
         text = path.read_text()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from shared import machine, results
-from shared.report import analysis
+from shared.report import tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,4 +126,4 @@ def markdown(table: "pd.DataFrame", label: str | None = None) -> str:
             f"committed ones); {outside} of {len(table)} outside the spread the earlier rows show")
     shown = table.rename(columns={"before_n": "n before", "this_run": "this run",
                                   "spread": "spread before"})
-    return head + "\n" + analysis.markdown(shown, floatfmt=".3g")
+    return head + "\n" + tables.markdown(shown, floatfmt=".3g")

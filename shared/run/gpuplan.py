@@ -15,9 +15,9 @@ import pandas as pd
 
 from shared import errors, machine
 from shared.models import catalog
-from shared.report import analysis
+from shared.report import tables
 from shared.run import experiment
-from shared.speed import fastenough, roofline
+from shared.speed import predictor, roofline
 
 
 def _need(section: dict, key: str):
@@ -66,13 +66,13 @@ def gpu_label(name: str) -> str:
     return hw.label
 
 
-def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
+def plan(section: dict, hardware: str, model: predictor.Predictor | None = None,
          budget_s: float = 1e9) -> pd.DataFrame:
     """One row per configuration of a params file's `speed` section on `hardware`: predicted
     memory a GPU, margin, seconds for warm-up + repetitions, and `fits`. RooflineError naming
     the hardware or model facts that are missing, before anything is loaded."""
     hw = roofline.hardware(hardware)
-    m = model or fastenough.Model(hardware=(hw.label,))
+    m = model or predictor.Predictor(hardware=(hw.label,))
     n_in, n_out = int(_need(section, "input_tokens")), int(_need(section, "max_new_tokens"))
     calls = int(_need(section, "repetitions")) + 1
     rows = []
@@ -96,7 +96,7 @@ def plan(section: dict, hardware: str, model: fastenough.Model | None = None,
 VLLM_UNSUPPORTED_GENERATIONS = ("pascal",)
 
 
-def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = None,
+def batch_plan(section: dict, hardware: str, model: predictor.Predictor | None = None,
                budget_s: float = 1e9) -> pd.DataFrame:
     """One row per batch configuration of a params file's `speed` section (its batch_* keys, as
     the speed notebook builds them) and batch size on `hardware`: memory a GPU with the KV cache of
@@ -108,7 +108,7 @@ def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = No
     if not section.get("batch_sizes"):
         return pd.DataFrame()
     hw = roofline.hardware(hardware)
-    m = model or fastenough.Model(hardware=(hw.label,))
+    m = model or predictor.Predictor(hardware=(hw.label,))
     n_in, n_out = int(_need(section, "input_tokens")), int(_need(section, "batch_max_new_tokens"))
     rows = []
     for config in experiment.batch_configs({**section, "skip_configs": []}):  # as the notebook does
@@ -141,7 +141,7 @@ def batch_plan(section: dict, hardware: str, model: fastenough.Model | None = No
     return pd.DataFrame(rows)
 
 
-def other_notebooks(iteration, config: dict, hardware: str, model: fastenough.Model | None = None) -> pd.DataFrame:
+def other_notebooks(iteration, config: dict, hardware: str, model: predictor.Predictor | None = None) -> pd.DataFrame:
     """The models the params file's other notebooks (eos, make_validation_set, prompt_engineering,
     length_scaling: every section but speed's) load on the GPU, with predicted memory a GPU
     (weights + KV + runtime buffers for the notebook's largest call, whose input and output
@@ -152,7 +152,7 @@ def other_notebooks(iteration, config: dict, hardware: str, model: fastenough.Mo
 
     names = [n for n in config.get("notebooks", []) if n != "speed"]
     hw = roofline.hardware(hardware)
-    m = model or fastenough.Model(hardware=(hw.label,))
+    m = model or predictor.Predictor(hardware=(hw.label,))
     rows = []
     for c in preflight.configs(iteration, names, config):
         if c.device != "cuda":
@@ -191,7 +191,7 @@ def describe_others(table: pd.DataFrame, hardware: str) -> str:
         return ""
     lines = [f"other notebooks on {hardware}: {len(table)} model loads, {int((~table['fits']).sum())} predicted "
              "not to fit (memory only; these are not skipped: change the params file)",
-             analysis.markdown(table, floatfmt=".3g")]
+             tables.markdown(table, floatfmt=".3g")]
     for _, r in table[~table["fits"]].iterrows():
         lines.append(f"WARN {r['notebook']}: {r['model']} {r['backend']} {r['quantization']}: {_too_big(r)}")
     return "\n".join(lines)
@@ -203,7 +203,7 @@ def describe(table: pd.DataFrame, hardware: str) -> str:
     lines = [f"plan on {hardware}: {len(table)} configurations, {int((~table['fits']).sum())} predicted not to fit "
              "(s_total excludes loading; load_s: the model's files read once at the machine's public read rate, "
              "empty where none is recorded; `calibrated` False: a range's optimistic end)",
-             analysis.markdown(show, floatfmt=".3g")]
+             tables.markdown(show, floatfmt=".3g")]
     for _, r in table[~table["fits"]].iterrows():
         lines.append(f"SKIP {r['model']} {r['backend']} {r['quantization']}: {_too_big(r)}")
     return "\n".join(lines)
@@ -216,7 +216,7 @@ def describe_batches(table: pd.DataFrame, hardware: str) -> str:
     unfit = table[table["fits"].eq(False)]
     lines = [f"batches on {hardware}: {len(table)} configurations x batch sizes, {len(unfit)} predicted not to "
              "fit or not to run (memory: KV for the whole batch, vLLM one sequence's; fits empty: no facts to judge, it runs)",
-             analysis.markdown(table.drop(columns="skip"), floatfmt=".3g")]
+             tables.markdown(table.drop(columns="skip"), floatfmt=".3g")]
     for _, r in unfit.iterrows():
         why = r["note"] if r["memory_per_gpu_gb"] is None or pd.isna(r["memory_per_gpu_gb"]) or r["note"].startswith("vLLM has") \
             else _too_big(r)
@@ -231,8 +231,8 @@ def unfit_configs(section: dict, hardware: str | None = None) -> tuple[str | Non
     label = hardware or visible_gpu()
     if label is None or section.get("device", "cpu") != "cuda":
         return label, []
-    predictor = fastenough.Model(hardware=(roofline.hardware(label).label,))  # built once for both
-    table = plan(section, label, predictor)
-    batches = batch_plan(section, label, predictor)
+    model = predictor.Predictor(hardware=(roofline.hardware(label).label,))  # built once for both
+    table = plan(section, label, model)
+    batches = batch_plan(section, label, model)
     skip = batches.loc[batches["fits"].eq(False), "skip"].tolist() if not batches.empty else []
     return label, table.loc[~table["fits"], "config"].tolist() + skip

@@ -270,13 +270,13 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     if speed.get("device", "cpu") != "cuda":
         raise SystemExit(f"parameter set {params!r} runs its speed configurations on {speed.get('device', 'cpu')!r}, "
                          f"not a GPU: nothing to plan (plan a GPU run: make run PARAMS=gpu PLAN=1 GPU={label})")
-    from shared.speed import fastenough
-    predictor = fastenough.Model(hardware=(label,))  # calibrated once for the three tables
-    print(gpuplan.describe(gpuplan.plan(speed, label, predictor), label))
-    batches = gpuplan.describe_batches(gpuplan.batch_plan(speed, label, predictor), label)
+    from shared.speed import predictor
+    model = predictor.Predictor(hardware=(label,))  # calibrated once for the three tables
+    print(gpuplan.describe(gpuplan.plan(speed, label, model), label))
+    batches = gpuplan.describe_batches(gpuplan.batch_plan(speed, label, model), label)
     if batches:
         print("\n" + batches)
-    others = gpuplan.describe_others(gpuplan.other_notebooks(iteration, config, label, predictor), label)
+    others = gpuplan.describe_others(gpuplan.other_notebooks(iteration, config, label, model), label)
     if others:
         print("\n" + others)
     return 0

@@ -2,7 +2,7 @@
 
 roofline  the roofline model: bytes and FLOPs per token, decode and prefill time, memory, fits
 calibration  the roofline's efficiencies fitted on measured and published rows; leave-one-out
-fastenough  Iteration 1's answer: every candidate x quantization x GPU, the CPU ladder, figure
+predictor  the calibrated roofline for a folder of speed rows (Predictor): any model x quantization x card, CPU ladder
 modelfiles  a model's files: published sizes and the seconds to read them
 peaks     this machine's measured memory bandwidth and matmul FLOP/s (STREAM-like, torch)
 """

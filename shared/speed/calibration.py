@@ -35,7 +35,6 @@ import pandas as pd
 import yaml
 
 from shared import results
-from shared.report import analysis
 from shared.speed import roofline
 from shared.machine import DATA, machine_label
 from shared.speed.roofline import GB, Calibration, Hardware
@@ -135,7 +134,7 @@ def published_observations(path: Path = PUBLISHED_FILE) -> list[Observation]:
 
 def lab_rows(results_dir: str | Path, batched: bool = False) -> pd.DataFrame:
     """Successful timed rows of the lab's speed tables: batch 1 (or, `batched`, every batch size)."""
-    frames = [analysis.ok_timed(results.read(Path(results_dir) / f"{t}.jsonl")).assign(table=t)
+    frames = [results.ok_timed(results.read(Path(results_dir) / f"{t}.jsonl")).assign(table=t)
               for t in LAB_TABLES]
     df = pd.concat([f for f in frames if not f.empty], ignore_index=True) if any(not f.empty for f in frames) else pd.DataFrame()
     if df.empty or batched:
@@ -209,6 +208,16 @@ class Fit:
         """The efficiency landed on its bound of 1 (the fit was capped there): a constant pinned to
         a bound was not determined by the rows, so it has no error to report."""
         return "capped at 1" in self.method or self.efficiency >= 0.999
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryFit:
+    """A runtime's memory beyond weights and KV cache on a card (GB: CUDA context, buffers), the
+    median of measured peak memory - resident weights - KV over `points` rows."""
+    overhead_gb: float
+    points: int
+    configs: tuple[str, ...]
+    method: str
 
 
 def fit_line(x, t, peak: float, prior_overhead: float = 0.0, min_spread: float = 1.25) -> tuple[float, float, str]:
@@ -322,13 +331,13 @@ class Calibrator:
             fits[key] = Fit(eff, c, len(x), configs, method, evidence, (key[1],))
         return fits
 
-    def _fit_memory(self) -> dict[tuple[str, str], Fit]:
+    def _fit_memory(self) -> dict[tuple[str, str], MemoryFit]:
         groups: dict[tuple[str, str], list[Observation]] = {}
         for o in self.observations:
             if o.memory_gb is not None and o.resident_bytes is not None:
                 groups.setdefault((o.family, o.hardware), []).append(o)
-        return {key: Fit(1.0, _median(o.memory_gb - o.resident_bytes / GB for o in obs), len(obs),
-                         tuple(sorted({o.config for o in obs})), "median of measured - weights - KV")
+        return {key: MemoryFit(_median(o.memory_gb - o.resident_bytes / GB for o in obs), len(obs),
+                               tuple(sorted({o.config for o in obs})), "median of measured - weights - KV")
                 for key, obs in groups.items()}
 
     def _lookup(self, fits: dict, family: str, hw: Hardware, fallback: bool = False) -> tuple[Fit | None, str, bool]:
@@ -462,7 +471,7 @@ class Calibrator:
                           f"compute ceiling to the runtime's slowest prefill fit on any GPU (eff {p_slow.efficiency:.3f})")
             prefill_calibrated = False
         m = self.memory.get((family, hw.key)) or self.memory.get((family, hw.calibrate_like))
-        m_rows = (f"{family}: runtime memory {m.overhead_s:.2f} GB beyond weights and KV (median of "
+        m_rows = (f"{family}: runtime memory {m.overhead_gb:.2f} GB beyond weights and KV (median of "
                   f"{m.points} point{'s' * (m.points != 1)} of {'; '.join(short(c) for c in m.configs)})") if m else ""
         worst = self.pessimistic(family, hw.kind) if not calibrated else None
         if ranged is not None:
@@ -476,7 +485,7 @@ class Calibrator:
         return Calibration(
             decode_efficiency=d.efficiency if d else 1.0, decode_overhead_s=d.overhead_s if d else 0.0,
             prefill_efficiency=p.efficiency if p else 1.0, prefill_overhead_s=p.overhead_s if p else 0.0,
-            memory_overhead_gb=m.overhead_s if m else 0.0,
+            memory_overhead_gb=m.overhead_gb if m else 0.0,
             decode_rows=d_rows or roofline.CEILING.decode_rows,
             prefill_rows=p_rows or f"no {family} prefill row on {hw.kind.upper()}: roofline ceiling (a lower bound on time)",
             memory_rows=m_rows or "none: weights + KV only (no measured memory row on this hardware)",
@@ -686,7 +695,7 @@ def implied_efficiency(decode_tok_s: float, bytes_per_token: float, bandwidth_gb
 def efficiency_ceiling(observations: list[Observation] | None = None) -> float:
     """The plausibility ceiling: the highest implied bandwidth efficiency (implied_efficiency) of
     any published llama.cpp row in the fit. A prediction above it asks more of the card than any
-    public measurement showed (seed_check rules seed cells out with it; shared/speed/fastenough.py flags
+    public measurement showed (seed_check rules seed cells out with it; shared/speed/predictor.py flags
     a cell above it instead of calling it fast enough)."""
     rows = [o for o in (observations if observations is not None else published_observations())
             if o.dataset == "published" and o.fit and o.family == "llama.cpp" and o.decode_tok_s]

@@ -318,10 +318,7 @@ def recover_batch(lm, strategy: str, pairs, max_new_tokens: int = 48, max_text_t
             try:
                 messages = [{"role": m["role"], "content": m["content"].format_map(f)} for m in step]
                 prompt = lm.encode(messages=messages)
-                if lm.context_length and len(prompt) + budget > lm.context_length:
-                    raise timing.ContextTooLongError(
-                        f"{lm.name}: prompt of {len(prompt)} tokens + {budget} new tokens exceeds "
-                        f"the context of {lm.context_length} tokens; lower max_text_tokens")
+                lm.check_context(len(prompt), budget, advice="lower max_text_tokens")
                 live.append(i)
                 ids.append(prompt)
             except Exception as e:

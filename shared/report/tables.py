@@ -1,4 +1,5 @@
-"""From result rows to the numbers a report states: speed tables, the budget verdict, line fits."""
+"""From result rows to the numbers a report states: speed tables, the budget verdict, line fits,
+markdown tables. The row-picking helpers (latest_run, ok_timed, numeric) are in shared.results."""
 from __future__ import annotations
 
 import math
@@ -6,41 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from shared import results
 from shared.models import catalog
-from shared.machine import machine_label  # noqa: F401  (analysis.machine_label: its old name, kept for callers)
-
-
-CONFIG_KEYS = ("model", "runtime", "machine")
-
-
-def latest_run(df: pd.DataFrame, keys=CONFIG_KEYS) -> pd.DataFrame:
-    """For each configuration (`keys`), only the rows of its latest run (`run_id`, in the order
-    the rows were appended). A rerun after a change of code or settings (`redo`) replaces the
-    earlier numbers in every table instead of pooling with them, and repeated runs never
-    narrow a spread by counting the same measurement twice; the earlier rows stay on disk."""
-    keys = [k for k in keys if k in df]
-    if df.empty or "run_id" not in df or not keys:
-        return df
-    last = df.groupby(keys, dropna=False, sort=False)["run_id"].transform("last")
-    return df[df["run_id"].eq(last)]
-
-
-def ok_timed(df: pd.DataFrame) -> pd.DataFrame:
-    """Successful, timed (not warm-up) rows of each configuration's latest run."""
-    if df.empty:
-        return df
-    keep = df["status"].eq("ok") if "status" in df else pd.Series(True, index=df.index)
-    if "phase" in df:
-        keep &= df["phase"].eq("timed")
-    return latest_run(df[keep])
-
-
-def numeric(df: pd.DataFrame, columns) -> pd.DataFrame:
-    """`df` with `columns` (those present) as floats: a null in the JSON rows (an undefined value,
-    e.g. decode_tok_s of a 1-token answer) and anything not a number become NaN, so a column
-    that is entirely null still aggregates, and tables print an empty cell for it."""
-    cols = [c for c in columns if c in df]
-    return df.assign(**{c: pd.to_numeric(df[c], errors="coerce").astype(float) for c in cols}) if cols else df
+from shared.machine import machine_label
 
 
 def _median_std(r) -> str:
@@ -57,7 +26,7 @@ def column(df: pd.DataFrame) -> pd.Series:
 
 def speed_table(df: pd.DataFrame, metric: str = "decode_tok_s") -> pd.DataFrame:
     """Models as rows, runtime x machine as columns, cells 'median ± std' of `metric`."""
-    df = numeric(ok_timed(df), [metric])
+    df = results.numeric(results.ok_timed(df), [metric])
     if df.empty:
         return pd.DataFrame()
     df = df.assign(column=column(df))
@@ -89,7 +58,7 @@ def verdict(df: pd.DataFrame, budget_hours: float, samples: int, output_tokens: 
     have no decode rate, so the largest output is unknown unless the first token alone misses
     the budget (then 0 and "no"); a wanted output of 1 token needs no decode rate.
     """
-    df = numeric(ok_timed(df), ["input_tokens", "prefill_s", "decode_tok_s"])
+    df = results.numeric(results.ok_timed(df), ["input_tokens", "prefill_s", "decode_tok_s"])
     budget_s = budget_hours * 3600 / samples
     if df.empty:
         empty = pd.DataFrame()
@@ -136,7 +105,7 @@ def memory_table(df: pd.DataFrame) -> pd.DataFrame:
     share after loading (model_rss_mb) and at the peak of a generation (peak_model_rss_mb),
     the process peak, and CUDA allocated / reserved where on a GPU. Rows older than the
     rss_before_load_mb field are left out."""
-    d = with_model_memory(ok_timed(df))
+    d = with_model_memory(results.ok_timed(df))
     if d.empty or "peak_model_rss_mb" not in d or d["peak_model_rss_mb"].isna().all():
         return pd.DataFrame()
     d = d[d["peak_model_rss_mb"].notna()]
@@ -160,13 +129,13 @@ SCALING_CURVES = [
 
 def scaling_fits(df: pd.DataFrame) -> pd.DataFrame:
     """A fitted line for every curve of the length-scaling sweeps, per model and runtime."""
-    df = with_model_memory(ok_timed(df))
+    df = with_model_memory(results.ok_timed(df))
     rows = []
     if df.empty:
         return pd.DataFrame()
     for (model, runtime, mach), g in df.groupby(["model", "runtime", "machine"]):
         for sweep, x, y, unit in SCALING_CURVES:
-            pts = numeric(g[g["sweep"] == sweep], [x, y]).groupby(x)[y].median().dropna()
+            pts = results.numeric(g[g["sweep"] == sweep], [x, y]).groupby(x)[y].median().dropna()
             if len(pts) < 2:
                 continue
             fit = linear_fit(pts.index, pts.values)
@@ -196,7 +165,7 @@ def _plain(value):
 
 def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean output tokens and seconds per answer, and how many stopped at EOS, per mode."""
-    ok = numeric(latest_run(df[df["status"].eq("ok")]), ["output_tokens", "total_s"]) if not df.empty else df
+    ok = results.numeric(results.latest_run(df[df["status"].eq("ok")]), ["output_tokens", "total_s"]) if not df.empty else df
     if ok.empty:
         return pd.DataFrame()
     return ok.groupby(["model", "runtime", "machine", "mode"]).agg(
@@ -207,9 +176,9 @@ def eos_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def speedup(df: pd.DataFrame, baseline: str, metric: str = "decode_tok_s") -> pd.DataFrame:
     """Median `metric` of each runtime divided by the `baseline` runtime's, per model and machine."""
-    if ok_timed(df).empty:
+    if results.ok_timed(df).empty:
         return pd.DataFrame()
-    med = numeric(ok_timed(df), [metric]).groupby(["model", "machine", "runtime"])[metric].median().unstack("runtime")
+    med = results.numeric(results.ok_timed(df), [metric]).groupby(["model", "machine", "runtime"])[metric].median().unstack("runtime")
     if med.empty or baseline not in med:
         return pd.DataFrame()
     return med.div(med[baseline], axis=0).round(2).reset_index()
@@ -223,7 +192,7 @@ def batch_table(df: pd.DataFrame, baseline: str = "llama.cpp") -> pd.DataFrame:
     one row per model x runtime x machine x lengths, with the load time (vLLM: the engine's
     start-up) and the ratio of the largest batch to `baseline`'s batch 1 on the same model,
     machine and lengths (baseline: the runtime names starting with it, e.g. "llama.cpp Q4_K_M")."""
-    ok = numeric(ok_timed(df), ["samples_s", "load_s", "ttft_median_s", "batch_size"])
+    ok = results.numeric(results.ok_timed(df), ["samples_s", "load_s", "ttft_median_s", "batch_size"])
     if ok.empty:
         return pd.DataFrame()
     ok = ok.assign(machine=ok["machine"].map(machine_label), batch_size=ok["batch_size"].astype(int))

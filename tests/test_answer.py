@@ -2,11 +2,15 @@
 import pandas as pd
 import pytest
 
-from shared.speed import fastenough, roofline
+from shared.machine import REPO
+from shared.report.report import iteration_module
+from shared.speed import predictor, roofline
+
+answer = iteration_module(REPO / "iterations" / "01_biggest_model", "answer")   # Iteration 1's answer tables
 
 
 class CeilingModel:
-    """fastenough.Model's predict at the bare roofline ceiling (no calibration rows needed)."""
+    """predictor.Predictor's predict at the bare roofline ceiling (no calibration rows needed)."""
 
     def predict(self, model, quant, hardware, input_tokens, output_tokens, budget_s, batch_size=1, n_ctx=None,
                 samples=None):
@@ -16,7 +20,7 @@ class CeilingModel:
 
 @pytest.fixture(scope="module")
 def table():
-    return fastenough.fast_enough(CeilingModel(), ["llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"],
+    return predictor.fast_enough(CeilingModel(), ["llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"],
                                   ["bnb-4bit", "Q4_K_M", "IQ2_XS"], ["T4", "2xT4"], input_tokens=600,
                                   output_tokens=20, budget_hours=9.0, samples=1300)
 
@@ -37,24 +41,24 @@ def test_rows_take_one_load_from_the_budget_and_say_where_the_weights_come_from(
 
 
 def test_cells_and_caption_say_file_or_estimate_and_the_load_time(table):
-    grid = fastenough.fast_enough_grid(table)
+    grid = answer.fast_enough_grid(table)
     cells = grid.set_index(["model", "quantization"])
     assert "(file)" in cells.loc[("llama-2-13b-chat", "Q4_K_M"), "T4"]
     assert "(bpw est.)" in cells.loc[("llama-2-13b-chat", "IQ2_XS"), "T4"]
     assert "(params)" in cells.loc[("llama-2-13b-chat", "bnb-4bit"), "T4"]
-    load = fastenough.load_summary(table)
+    load = answer.load_summary(table)
     lo, hi = table["load_s"].min(), table["load_s"].max()
     assert f"from {lo:.0f} s" in load and f"to {hi:.0f} s" in load and "0.129 GB/s" in load
     assert "ironbar/prompt_recovery" in load
-    weights = fastenough.weights_summary(table)
+    weights = answer.weights_summary(table)
     assert "the larger used" in weights and "IQ2_XS" in weights
 
 
 def test_the_answer_sentences_state_the_load_time_and_the_weights_file(table):
     t = table[table["family"].eq("llama.cpp")].assign(calibrated=True)   # the ceiling stands in for a calibration
-    text = fastenough.biggest_sentences(t)     # 4 bits or more: Mixtral Q4_K_M from its published file
+    text = answer.biggest_sentences(t)     # 4 bits or more: Mixtral Q4_K_M from its published file
     line = next(x for x in text.splitlines() if x.startswith("- **2xT4**"))
-    r = fastenough.biggest(t).set_index("hardware").loc["2xT4"]
+    r = answer.biggest(t).set_index("hardware").loc["2xT4"]
     assert (r["model"], r["quantization"]) == ("mixtral-8x7b-instruct-v0.1", "Q4_K_M")
     assert "weights: file Mixtral-8x7B-Instruct-v0.1-q4-k-m.gguf 28.4 GB" in line and "file, file" not in line
     # the suffix is about the load time, and says so (not read as if the speed were uncalibrated)
@@ -65,23 +69,23 @@ def test_the_answer_sentences_state_the_load_time_and_the_weights_file(table):
 def test_a_cell_above_the_plausibility_ceiling_is_flagged_and_never_the_answer():
     class Ceiling(CeilingModel):
         ceiling = 0.87          # the bare roofline runs at efficiency 1: above any published llama.cpp row
-    t = fastenough.fast_enough(Ceiling(), ["llama-2-13b-chat"], ["Q4_K_M"], ["T4"], input_tokens=600,
+    t = predictor.fast_enough(Ceiling(), ["llama-2-13b-chat"], ["Q4_K_M"], ["T4"], input_tokens=600,
                                output_tokens=16, budget_hours=9.0, samples=1300)
     r = t.iloc[0]
     assert r["implied_efficiency"] > 0.87 and not r["plausible"] and r["fast_enough"]
-    cell = fastenough.fast_enough_grid(t.assign(calibrated=True)).iloc[0]["T4"]
+    cell = answer.fast_enough_grid(t.assign(calibrated=True)).iloc[0]["T4"]
     assert cell.startswith("⚠ above ceiling") and "✓" not in cell
-    assert pd.isna(fastenough.biggest(t.assign(calibrated=True)).iloc[0].get("model"))
-    assert pd.isna(fastenough.answer(t.assign(calibrated=True)).iloc[0].get("model"))
+    assert pd.isna(answer.biggest(t.assign(calibrated=True)).iloc[0].get("model"))
+    assert pd.isna(answer.answer(t.assign(calibrated=True)).iloc[0].get("model"))
 
 
 @pytest.fixture(scope="module")
 def lab_model():
-    return fastenough.Model(fastenough.RESULTS, ["P100", "T4", "2xT4"])
+    return predictor.Predictor(answer.RESULTS, ["P100", "T4", "2xT4"])
 
 
 def test_the_answer_has_calibrated_prefill_intervals_and_the_second_split(lab_model):
-    t = fastenough.fast_enough(lab_model, ["llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"], ["Q4_K_M"],
+    t = predictor.fast_enough(lab_model, ["llama-2-13b-chat", "mixtral-8x7b-instruct-v0.1"], ["Q4_K_M"],
                                ["P100", "T4", "2xT4"], 600, 16, 9.0, 1300, splits=True)
     by = t.set_index(["model", "hardware"])
     layer, row = by.loc[("mixtral-8x7b-instruct-v0.1", "2xT4")], by.loc[("mixtral-8x7b-instruct-v0.1", "2xT4 row split")]
@@ -92,6 +96,6 @@ def test_the_answer_has_calibrated_prefill_intervals_and_the_second_split(lab_mo
     assert t4["calls_lo"] <= t4["calls_per_sample"] <= t4["calls_hi"] and t4["prefill_s"] > 0.3
     assert t4["decode_tok_s_lo"] < t4["decode_tok_s"] < t4["decode_tok_s_hi"]
     assert "T4 rows" in t4["error_scope"]                                    # the T4's own rows, not the RTX 2080's
-    answer = fastenough.answer(t).set_index("hardware")
-    assert answer.loc["P100", "basis"] == "range" and answer.loc["T4", "basis"] == "calibrated"
+    cards = answer.answer(t).set_index("hardware")
+    assert cards.loc["P100", "basis"] == "range" and cards.loc["T4", "basis"] == "calibrated"
     assert answer.loc["2xT4", "model"] == "mixtral-8x7b-instruct-v0.1"
