@@ -98,4 +98,4 @@ def test_the_answer_has_calibrated_prefill_intervals_and_the_second_split(lab_mo
     assert "T4 rows" in t4["error_scope"]                                    # the T4's own rows, not the RTX 2080's
     cards = answer.answer(t).set_index("hardware")
     assert cards.loc["P100", "basis"] == "range" and cards.loc["T4", "basis"] == "calibrated"
-    assert answer.loc["2xT4", "model"] == "mixtral-8x7b-instruct-v0.1"
+    assert cards.loc["2xT4", "model"] == "mixtral-8x7b-instruct-v0.1"

@@ -181,3 +181,44 @@ def test_a_section_same_as_another_set_is_typed_once(tmp_path):
     (params / "i.yaml").write_text("notebooks: [r]\nr: {same_as: nodict}\n")
     with pytest.raises(SystemExit, match=re.escape("params/nodict.yaml, section 'r' must be a mapping")):
         runbook.load_params(tmp_path, "i")
+
+
+def _second_iteration(tmp_path):
+    """A copy of tiny_pairs in another folder, writing to its own table."""
+    one = tiny_pairs(tmp_path)
+    two = tmp_path / "99_second"
+    shutil.copytree(one, two)
+    params = yaml.safe_load((two / "params" / "cpu.yaml").read_text())
+    for name in ("first", "second"):
+        params[name]["table"] = str(two / "rows.jsonl")
+    (two / "params" / "cpu.yaml").write_text(yaml.safe_dump(params))
+    return one, two
+
+
+def test_several_iterations_run_in_order_with_one_summary(tmp_path, capsys):
+    """`make run` runs both iterations: each one's notebooks, then each one's report."""
+    one, two = _second_iteration(tmp_path)
+    assert runbook.main([str(one), str(two), "--params", "cpu"]) == 0
+    assert results.read(one / "rows.jsonl")["by"].tolist() == ["first", "second"]
+    assert results.read(two / "rows.jsonl")["by"].tolist() == ["first", "second"]
+    out = capsys.readouterr().out
+    assert "summary: 6 ok, 0 failed" in out and "99_second/second" in out
+
+
+def test_a_typo_in_the_last_iteration_stops_the_job_before_the_first_runs(tmp_path):
+    one, two = _second_iteration(tmp_path)
+    params = yaml.safe_load((two / "params" / "cpu.yaml").read_text())
+    params["second"]["tabel"] = "typo"
+    (two / "params" / "cpu.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match="tabel"):
+        runbook.main([str(one), str(two), "--params", "cpu"])
+    assert not (one / "rows.jsonl").exists() and not (one / "executed").exists()
+
+
+def test_only_picks_notebooks_across_iterations_and_refuses_one_none_has(tmp_path):
+    one, two = _second_iteration(tmp_path)
+    with pytest.raises(SystemExit, match="no notebook \\['third'\\]"):
+        runbook.main([str(one), str(two), "--params", "cpu", "--only", "second", "third"])
+    assert not (one / "executed").exists()
+    assert runbook.main([str(one), str(two), "--params", "cpu", "--only", "second"]) == 0
+    assert results.read(two / "rows.jsonl")["by"].tolist() == ["second"]

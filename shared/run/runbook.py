@@ -2,6 +2,7 @@
 
     python -m shared run iterations/01_biggest_model --params cpu
     python -m shared run iterations/01_biggest_model --params gpu --only speed
+    python -m shared run iterations/01_biggest_model iterations/02_fine_tuning   # `make run`
 
 Parameters come from iterations/NN/params/<name>.yaml: `notebooks` gives the order, and each
 notebook's section is passed to its papermill `parameters` cell. Executed notebooks, with
@@ -96,11 +97,22 @@ def _section(iteration: Path, name: str, section: str, seen: tuple) -> dict:
     return {**base, **{k: v for k, v in value.items() if k != "same_as"}}
 
 
-def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
-        overrides: dict | None = None, include_unfit: bool = False) -> list[Step]:
-    """Execute the notebooks in order, each whatever happened to the ones before, then refresh
-    the report; returns one Step per notebook and one for the report. On a CUDA run the speed
-    configurations predicted not to fit the visible GPU are skipped unless `include_unfit`."""
+@dataclasses.dataclass
+class Job:
+    """One iteration's part of the main job, checked and ready: its notebooks in order and the
+    parameters each gets."""
+    iteration: Path
+    params: str
+    names: list[str]
+    config: dict
+
+
+def prepare(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
+            overrides: dict | None = None, include_unfit: bool = False) -> Job:
+    """Every check of an iteration's job, before any compute: the params set, the notebooks named,
+    their sync with the .py, their parameters and this machine's pre-flight (SystemExit naming
+    what to fix). On a CUDA run the speed configurations predicted not to fit the visible GPU are
+    skipped unless `include_unfit`."""
     iteration = Path(iteration).resolve()
     config = load_params(iteration, params)
     names = only or config["notebooks"]
@@ -113,9 +125,16 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
     check_notebooks(iteration, names)
     check_parameters(iteration, names, config, params, overrides)
     preflight_check(iteration, names, config, params)
+    return Job(iteration, params, names, config)
+
+
+def execute(job: Job, overrides: dict | None = None) -> list[Step]:
+    """Execute a prepared job's notebooks in order, each whatever happened to the ones before,
+    then refresh the report; one Step per notebook and one for the report."""
+    iteration = job.iteration
     headlines = report.headlines(iteration)
     before = reproduction.snapshot(headlines)
-    steps = run_notebooks(iteration, names, params, config, overrides)
+    steps = run_notebooks(iteration, job.names, job.params, job.config, overrides)
     start = time.perf_counter()
     try:
         changed = report.render(iteration)
@@ -126,6 +145,43 @@ def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = Non
         print(f"report {shown(report.report_path(iteration))}: refreshed {', '.join(changed) or 'nothing'}")
     print(summary(steps), flush=True)
     print(reproduced(headlines, before), flush=True)
+    return steps
+
+
+def run(iteration: str | Path, params: str = "cpu", only: list[str] | None = None,
+        overrides: dict | None = None, include_unfit: bool = False) -> list[Step]:
+    """One iteration's job: `prepare` (every check), then `execute`."""
+    return execute(prepare(iteration, params, only, overrides, include_unfit), overrides)
+
+
+def run_all(iterations: list[str | Path], params: str = "cpu", only: list[str] | None = None,
+            overrides: dict | None = None, include_unfit: bool = False) -> list[Step]:
+    """Several iterations' jobs, in the order given: every one is prepared (checked) before the
+    first notebook runs, so a typo in the last iteration's params costs no compute. `only` names
+    notebooks of any of them (each iteration runs those it has; a name none has is an error).
+    Steps are named "<iteration folder>/<notebook>" when there is more than one iteration."""
+    if len(iterations) == 1:
+        return run(iterations[0], params, only, overrides, include_unfit)
+    jobs = []
+    for it in iterations:
+        mine = None
+        if only:
+            have = set(load_params(Path(it).resolve(), params)["notebooks"])
+            mine = [n for n in only if n in have]
+            if not mine:
+                continue
+        jobs.append(prepare(it, params, mine, overrides, include_unfit))
+    if only:
+        missing = sorted(set(only) - {n for j in jobs for n in j.names})
+        if missing:
+            raise SystemExit(f"no notebook {missing} in {', '.join(str(i) for i in iterations)} "
+                             f"(params {params!r})")
+    steps = []
+    for job in jobs:
+        steps += [dataclasses.replace(s, name=f"{job.iteration.name}/{s.name}")
+                  for s in execute(job, overrides)]
+    if len(jobs) > 1:
+        print(summary(steps), flush=True)
     return steps
 
 
@@ -257,6 +313,9 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
     models with their memory; nothing is loaded or run."""
     from shared.run import gpuplan
     iteration = Path(iteration).resolve()
+    if not (iteration / "speed.ipynb").exists():
+        print(f"{shown(iteration)}: no speed notebook, no speed configurations to plan")
+        return 0
     config = load_params(iteration, params)   # an unknown set stops here, before the GPU is asked for
     check_parameters(iteration, config.get("notebooks", []), config, params)  # and a typo in it
     label = gpu or gpuplan.visible_gpu()
@@ -285,7 +344,8 @@ def print_plan(iteration: str | Path, params: str, gpu: str | None = None) -> in
 def main(argv: list[str] | None = None) -> int:
     """Run the job; exit status 1 when any notebook (or the report refresh) failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("iteration")
+    parser.add_argument("iterations", nargs="+", metavar="iteration",
+                        help="iteration folders, run in this order (all checked before any runs)")
     parser.add_argument("--params", default="cpu", help="parameter set in <iteration>/params/")
     parser.add_argument("--only", nargs="*", help="run only these notebooks")
     parser.add_argument("--redo", action="store_true",
@@ -300,12 +360,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--gpu {args.gpu} names the GPU to plan for: add --plan (make run PARAMS=gpu PLAN=1 GPU={args.gpu}); "
                      "a run uses the GPU it finds")
     if args.plan:
-        return print_plan(args.iteration, args.params, args.gpu)
+        return max(print_plan(it, args.params, args.gpu) for it in args.iterations)
     start = time.perf_counter()
     with lifetime.signals_raise():
         try:
-            steps = run(args.iteration, args.params, args.only, {"redo": True} if args.redo else None,
-                        include_unfit=args.include_unfit)
+            steps = run_all(args.iterations, args.params, args.only,
+                            {"redo": True} if args.redo else None, include_unfit=args.include_unfit)
         except lifetime.Stopped as stop:
             stopped(stop)
         except KeyboardInterrupt:
